@@ -1,0 +1,13 @@
+# Sourced by bin/qa and bin/test: create .venv and install qa into it when missing or outdated.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$here/.venv"
+stamp="$venv/.qa-installed"
+if [ ! -x "$venv/bin/qa" ] || [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
+  echo "qa: installing into $venv (first run only; takes a few minutes)" >&2
+  python="$(command -v python3.11 || command -v python3)"
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv" >&2
+  # torch first, pinned: the local CPU wheel. Anything looser pulls gigabytes of CUDA.
+  "$venv/bin/pip" install -q "torch==2.13.0" >&2
+  "$venv/bin/pip" install -q -e "$here[dev]" >&2
+  touch "$stamp"
+fi

@@ -1,0 +1,166 @@
+"""Retriever + reader -> answer records: ranked, merged across sources, with a confidence."""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import reader
+from .errors import BadQuestion
+from .retriever import Retriever, Signals
+from .store import Index
+from .types import Answer, Citation, Hit, Result
+
+MAX_QUESTION_CHARS = 2000
+PASSAGES = 5  # passages whose sentences compete to hold the answer
+
+# Logistic weights over the features of a candidate sentence; fitted by benchmarks/calibrate.py
+# on SQuAD v1.1 dev questions (label: the sentence holds a gold answer).
+CALIBRATION = {
+    "bias": -4.0,
+    "dense": 4.0,
+    "bm25": 1.5,
+    "coverage": 2.0,
+    "passage": 0.35,
+    "span": 1.0,
+    "span_score": 0.3,
+    "mismatch": -2.5,
+    "heading": -1.0,
+}
+THRESHOLD = 0.3  # abstain below this confidence; chosen in benchmarks/calibrate.py
+
+
+def clean_question(question: str) -> str:
+    """The question with control characters removed; BadQuestion when nothing usable is left."""
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadQuestion(f"question is too long ({len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,})")
+    text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in question)
+    text = " ".join(text.split())
+    if not any(ch.isalnum() for ch in text):
+        raise BadQuestion("the question is empty; ask something like: qa ask \"Who is the UN's special envoy for Syria?\"")
+    return text
+
+
+@dataclass(frozen=True)
+class Candidate:
+    sentence: int
+    passage: int
+    start: int  # the answer span in the file
+    end: int
+    features: dict
+    logit: float
+
+
+def normalize_answer(text: str) -> str:
+    text = text.lower().replace("’", "'")
+    text = re.sub(r"[^\w\s]", " ", text)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+class Answerer:
+    def __init__(self, index: Index, encoder, corpus_root: Path | None = None, threshold: float = THRESHOLD):
+        self.index = index
+        self.retriever = Retriever(index, encoder)
+        self.corpus_root = Path(corpus_root or index.manifest["corpus"])
+        self.threshold = threshold
+        bm25 = index.bm25_sentences
+        self._idf = lambda stem: float(bm25.idf[bm25.vocab[stem]]) if stem in bm25.vocab else float(bm25.idf.max(initial=1.0))
+        self._paths: dict[int, str] = {}
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def ask_batch(self, questions: list[str], k: int = 1, ids: list[str | None] | None = None) -> list[Result]:
+        cleaned = [clean_question(q) for q in questions]
+        signals = self.retriever.signals_batch(cleaned)
+        ids = ids or [None] * len(questions)
+        return [self._answer(q, s, k, i) for q, s, i in zip(cleaned, signals, ids)]
+
+    def ask(self, question: str, k: int = 1, id: str | None = None) -> Result:
+        return self.ask_batch([question], k, [id])[0]
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    def candidates(self, question: reader.Question, signals: Signals, hits: list[Hit]) -> list[Candidate]:
+        index = self.index
+        top_bm25 = float(signals.bm25_sentence.max(initial=0.0)) or 1.0
+        z_top = hits[0].score if hits else 0.0
+        out = []
+        for hit in hits:
+            p = index.passage(hit.passage)
+            text = index.documents[p.doc].text
+            for s in range(p.first_sentence, p.last_sentence):
+                sent = index.sentence(s)
+                tokens = reader.tokenize(text, sent.start, sent.end)
+                span = reader.best_span(tokens, question)
+                features = {
+                    "dense": float(signals.dense_sentence[s]),
+                    "bm25": float(signals.bm25_sentence[s]) / top_bm25,
+                    "coverage": reader.coverage(tokens, question),
+                    "passage": hit.score - z_top,
+                    "span": 1.0 if span else 0.0,
+                    "span_score": max(-2.0, min(3.0, span.score)) if span else 0.0,
+                    "mismatch": 1.0 if reader.count_mismatch(tokens, span, question) else 0.0,
+                    "heading": 1.0 if sent.heading else 0.0,
+                }
+                logit = CALIBRATION["bias"] + sum(CALIBRATION[name] * v for name, v in features.items())
+                if span:
+                    start, end = tokens[span.i].start, tokens[span.j - 1].end
+                else:
+                    start, end = sent.start, sent.end
+                out.append(Candidate(s, hit.passage, start, end, features, logit))
+        out.sort(key=lambda c: -c.logit)
+        return out
+
+    def _answer(self, text: str, signals: Signals, k: int, id: str | None) -> Result:
+        question = reader.analyse(text, self._idf)
+        hits = self.retriever.fuse(signals, PASSAGES)
+        groups: dict[str, list[Candidate]] = {}
+        for c in self.candidates(question, signals, hits):
+            doc = self.index.documents[self.index.sentence(c.sentence).doc]
+            key = normalize_answer(doc.text[c.start : c.end])
+            groups.setdefault(key, []).append(c)
+        answers = [self._merge(group) for group in groups.values()][:k]
+        abstained = not answers or answers[0].score < self.threshold
+        return Result(question=text, answers=tuple(answers), abstained=abstained, id=id)
+
+    def _merge(self, group: list[Candidate]) -> Answer:
+        """One answer for every place that states it: the best one cites, the rest support."""
+        best = group[0]
+        citations, seen = [], set()
+        for c in group:
+            if (c.sentence, c.start) not in seen:
+                seen.add((c.sentence, c.start))
+                citations.append(self.citation(c))
+        doc = self.index.documents[self.index.sentence(best.sentence).doc]
+        sent = self.index.sentence(best.sentence)
+        return Answer(
+            answer=doc.text[best.start : best.end],
+            sentence=doc.text[sent.start : sent.end],
+            score=reader.sigmoid(best.logit),
+            source=citations[0],
+            supporting=tuple(citations[1:]),
+            passage=best.passage,
+        )
+
+    def path_of(self, doc_id: int) -> str:
+        """The document's path as it opens from the current directory."""
+        if doc_id not in self._paths:
+            full = self.corpus_root / self.index.documents[doc_id].path
+            if self.corpus_root.is_file():
+                full = self.corpus_root
+            self._paths[doc_id] = os.path.relpath(full)
+        return self._paths[doc_id]
+
+    def citation(self, c: Candidate) -> Citation:
+        sent = self.index.sentence(c.sentence)
+        doc = self.index.documents[sent.doc]
+        return Citation(
+            path=self.path_of(sent.doc), start=c.start, end=c.end,
+            sentence_start=sent.start, sentence_end=sent.end, line=doc.text.count("\n", 0, c.start) + 1,
+            title=doc.title, date=doc.date,
+        )

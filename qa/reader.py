@@ -1,0 +1,475 @@
+"""Picking the answer inside retrieved passages: first the sentence, then the phrase.
+
+No reader model ships offline, so this is the classic feature-based reader: the question's
+expected answer type (who -> a name, when -> a date, how many -> a number ...), candidate
+phrases found by patterns over word tokens, and their closeness to the question's words in
+the sentence. A span is always whole words inside one sentence, so answers never cut a word
+or a sentence in half.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .lexical import STOPWORDS, _stem_words
+
+# ---------------------------------------------------------------------------------------------
+# Questions
+
+MONTHS = {m: i for i, ms in enumerate(
+    [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+     ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+     ("december", "dec")]) for m in ms}
+WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+NUMBER_WORDS = {
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
+    "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty",
+    "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "million", "billion", "trillion", "dozen",
+    "dozens", "hundreds", "thousands", "millions", "billions", "half", "several", "both", "single", "once", "twice",
+}
+NUMBER_MODIFIERS = {"about", "around", "approximately", "nearly", "almost", "some", "over", "under", "more", "less",
+                    "than", "at", "least", "most", "up", "to", "roughly", "just", "only", "all", "the", "a"}
+DURATION_UNITS = {"second", "minute", "hour", "day", "week", "month", "year", "decade", "century", "seconds",
+                  "minutes", "hours", "days", "weeks", "months", "years", "decades", "centuries"}
+PLACE_NOUNS = {"city", "country", "place", "town", "capital", "state", "region", "nation", "province", "village",
+               "continent", "location", "area", "countries", "cities", "places", "site", "venue", "island"}
+PERSON_NOUNS = {"person", "leader", "official", "diplomat", "minister", "president", "man", "woman", "envoy",
+                "people", "politician", "player", "author", "king", "queen", "emperor", "scientist", "general",
+                "secretary", "spokesman", "representative", "member", "figure", "ruler", "coach", "artist"}
+TIME_NOUNS = {"year", "date", "day", "time", "month", "century", "decade", "period", "era", "hour", "season"}
+# Words that head organisation names: a person's name starts after them.
+ORG_WORDS = {"front", "party", "council", "ministry", "liberation", "union", "organization", "organisation", "army",
+             "committee", "group", "agency", "office", "department", "coalition", "movement", "force", "forces",
+             "university", "company", "corporation", "association", "league", "church", "court", "assembly"}
+# Titles and roles before a name: "Deputy Foreign Minister Mikhail Bogdanov" -> "Mikhail Bogdanov".
+ROLE_WORDS = {"president", "minister", "secretary", "deputy", "foreign", "defense", "defence", "envoy", "special",
+              "representative", "ambassador", "general", "director", "chairman", "spokesman", "spokeswoman",
+              "chief", "head", "leader", "prime", "senator", "governor", "mayor", "king", "queen", "prince",
+              "state", "permanent", "commander", "colonel", "captain", "mr", "mrs", "ms", "dr", "prof", "sir",
+              "lord", "saint", "pope", "bishop", "judge", "justice", "officer", "adviser", "advisor", "vice"}
+OPENERS = {"now", "however", "meanwhile", "earlier", "later", "today", "yesterday", "according", "naturally",
+           "overall", "namely", "still", "yet", "thus", "hence", "instead", "also", "although", "though", "while",
+           "since", "after", "before", "when", "as", "if", "in", "on", "at", "for", "with", "without", "among"}
+NAME_CONNECTORS = {"de", "del", "della", "da", "di", "van", "von", "der", "al", "bin", "ibn", "la", "le", "el",
+                   "of", "for", "and", "the", "du", "y", "&"}
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    kind: str  # person, date, number, duration, place, reason, list, entity, description
+    target: frozenset[str]  # stems of the noun the question asks about ("how many *fighters*")
+    stems: frozenset[str]  # stems of the question's content words
+    weights: dict  # stem -> weight (idf-like) of the question's content words
+
+
+_Q_PATTERNS = [
+    (r"^\s*(?:and\s+)?(?:who|whom)\b", "person"),
+    (r"\bwhose\b", "person"),
+    (r"\bhow\s+(?:many|much)\b", "number"),
+    (r"\b(?:for\s+)?how\s+long\b", "duration"),
+    (r"\bhow\s+(?:old|far|big|large|high|tall|often)\b", "number"),
+    (r"\bwhat\s+(?:percentage|percent|proportion|number|amount)\b", "number"),
+    (r"^\s*when\b|\b(?:what|which)\s+(?:date|year|day|month|time|century|decade|season)\b|\bat\s+what\s+(?:local\s+)?time\b|\bwhen\b", "date"),
+    (r"^\s*where\b|\b(?:which|what)\s+(?:city|country|place|town|capital|state|region|nation|province|village|continent|countries|cities|location|area)\b|\bwhere\b", "place"),
+    (r"^\s*why\b|\bwhat\s+(?:for|reason)\b|\bfor\s+what\s+(?:reason|purpose)\b|\bused\b.*\bfor\s*\?\s*$|\bwhy\b", "reason"),
+    (r"\b(?:which|what)\s+(?:two|three|four|five|six|seven|eight|nine|ten)\b|\blist\b", "list"),
+    (r"\b(?:which|what)\s+(?:person|leader|official|diplomat|minister|president|man|woman|envoy|politician|general)\b", "person"),
+]
+
+
+def analyse(question: str, weight_of=None) -> Question:
+    """Expected answer type and content words of a question."""
+    text = question.strip()
+    low = text.lower()
+    kind = "entity" if re.search(r"\b(which|what|name)\b", low) else "description"
+    for pattern, k in _Q_PATTERNS:
+        if re.search(pattern, low):
+            kind = k
+            break
+    target: set[str] = set()
+    m = re.search(r"\bhow\s+(?:many|much)\s+((?:[\w'’-]+\s+){0,2}?[\w'’-]+?)(?=\s+(?:did|do|does|are|is|were|was|have|has|had|will|would|can|could|remain|were)\b|\s*\?|$)", low)
+    if m:
+        target = set(_stem_words([w for w in m.group(1).split() if w not in STOPWORDS]))
+    m2 = re.search(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,3})", low)
+    if m2 and kind == "entity":
+        for noun in m2.group(1).split():  # the head noun: "which Syrian opposition *leader*"
+            plural = noun.endswith("s") and noun[:-1] in PERSON_NOUNS | PLACE_NOUNS or noun in {"countries", "cities", "people"}
+            if noun in PERSON_NOUNS or noun in PLACE_NOUNS or noun in TIME_NOUNS or plural:
+                kind = ("list" if plural else "person" if noun in PERSON_NOUNS else
+                        "place" if noun in PLACE_NOUNS else "date")
+                break
+    content = [w.replace("’", "'") for w in re.findall(r"[^\W_]+(?:['’-][^\W_]+)*", low)]
+    content = [w for w in content if w not in STOPWORDS and w not in {"many", "much", "whose", "whom", "long"}]
+    stems = _stem_words(content)
+    weights = {s: (weight_of(s) if weight_of else 1.0) for s in stems}
+    return Question(text, kind, frozenset(target), frozenset(stems), weights)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentences as word tokens
+
+_TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*(?:st|nd|rd|th|s)?|[^\W\d_]+(?:[-'’.][^\W_]+)*|[^\w\s]")
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    start: int
+    end: int
+    low: str
+    stem: str
+
+    @property
+    def word(self) -> bool:
+        return self.text[0].isalnum()
+
+    @property
+    def capitalised(self) -> bool:
+        return self.text[0].isupper() or (self.text[0].isdigit() and False)
+
+    @property
+    def number(self) -> bool:
+        return self.text[0].isdigit() or self.low in NUMBER_WORDS
+
+
+def tokenize(text: str, start: int, end: int) -> list[Token]:
+    found = [(m.group(), start + m.start(), start + m.end()) for m in _TOKEN.finditer(text[start:end])]
+    lows = [t.lower().replace("’", "'") for t, _, _ in found]
+    # Possessives are not part of a name: "Mistura’s" -> "Mistura" + "’s".
+    tokens: list[Token] = []
+    for (t, s, e), low in zip(found, lows):
+        if len(t) > 2 and low.endswith("'s") and t[0].isalpha():
+            tokens.append(Token(t[:-2], s, e - 2, low[:-2], ""))
+            tokens.append(Token(t[-2:], e - 2, e, "'s", ""))
+        else:
+            tokens.append(Token(t, s, e, low, ""))
+    stems = _stem_words([t.low for t in tokens])
+    return [Token(t.text, t.start, t.end, t.low, st) for t, st in zip(tokens, stems)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidate phrases
+
+
+@dataclass(frozen=True)
+class Span:
+    i: int  # first token
+    j: int  # one past the last token
+    kind: str
+    score: float = 0.0
+
+
+def _is_date_token(t: Token) -> bool:
+    return t.low.rstrip(".") in MONTHS or t.low in WEEKDAYS or bool(re.fullmatch(r"1\d{3}|20\d{2}|\d{1,2}:\d{2}", t.low))
+
+
+def _names(tokens: list[Token], connectors: set[str] = NAME_CONNECTORS) -> list[Span]:
+    """Runs of capitalised words, joined by name connectors: "Staffan de Mistura"."""
+    spans = []
+    i, n = 0, len(tokens)
+    while i < n:
+        t = tokens[i]
+        if t.word and t.capitalised and not _is_date_token(t) and t.low not in STOPWORDS | OPENERS:
+            j = i + 1
+            while j < n:
+                u = tokens[j]
+                if u.word and (u.capitalised or (u.text[0].isdigit() and tokens[j - 1].capitalised)) and not _is_date_token(u):
+                    j += 1
+                elif u.low in connectors and j + 1 < n and tokens[j + 1].word and tokens[j + 1].capitalised:
+                    j += 1
+                else:
+                    break
+            spans.append(Span(i, j, "name"))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+def _person(tokens: list[Token], span: Span) -> Span | None:
+    """The personal name inside a name run, without titles or an organisation before it."""
+    i, j = span.i, span.j
+    for k in range(span.i, span.j):
+        if tokens[k].low in ORG_WORDS or tokens[k].low in ROLE_WORDS or tokens[k].low in NAME_CONNECTORS - {"de", "van", "von", "al", "bin", "ibn", "da", "di", "del", "der", "du", "la", "le", "el"}:
+            i = k + 1
+    while i < j and tokens[i].low in NAME_CONNECTORS:
+        i += 1
+    if i >= j:
+        return None
+    words = [t for t in tokens[i:j] if t.word]
+    if any(t.text.isupper() and len(t.text) > 1 for t in words) or any(t.text[0].isdigit() for t in words):
+        return Span(i, j, "name")  # an acronym or a number: an organisation or a thing, not a person
+    return Span(i, j, "person")
+
+
+def _dates(tokens: list[Token]) -> list[Span]:
+    spans = []
+    i, n = 0, len(tokens)
+    while i < n:
+        t = tokens[i]
+        if t.low.rstrip(".") in MONTHS and t.capitalised:
+            j = i + 1
+            if j < n and re.fullmatch(r"\d{1,2}(st|nd|rd|th)?", tokens[j].low):
+                j += 1
+            if j + 1 < n and tokens[j].text == "," and re.fullmatch(r"\d{4}", tokens[j + 1].low):
+                j += 2
+            elif j < n and re.fullmatch(r"\d{4}", tokens[j].low):
+                j += 1
+            if i > 0 and re.fullmatch(r"\d{1,2}(st|nd|rd|th)?", tokens[i - 1].low):
+                i -= 1
+            if j - i > 1 or t.low in ("may",) and False:
+                spans.append(Span(i, j, "date"))
+            elif j - i == 1 and t.low not in ("may", "march"):
+                spans.append(Span(i, j, "date"))
+            i = j
+            continue
+        if t.low in WEEKDAYS or re.fullmatch(r"(1\d{3}|20\d{2})s?", t.low):
+            spans.append(Span(i, i + 1, "date"))
+        elif re.fullmatch(r"\d{1,2}:\d{2}", t.low):
+            j = i + 1
+            while j < n and tokens[j].low in {"local", "time", "a.m", "p.m", "am", "pm", "gmt", "utc"}:
+                j += 1
+            spans.append(Span(i, j, "date"))
+        i += 1
+    return spans
+
+
+def _numbers(tokens: list[Token]) -> list[Span]:
+    spans = []
+    i, n = 0, len(tokens)
+    while i < n:
+        t = tokens[i]
+        if t.word and t.number and not _is_date_token(t) and t.low not in {"both", "once", "twice", "single", "half"}:
+            j = i + 1
+            while j < n and tokens[j].word and tokens[j].number:
+                j += 1
+            k = i
+            while k > 0 and tokens[k - 1].low in {"about", "around", "approximately", "nearly", "almost", "some", "over", "roughly", "more", "than", "least", "at", "up", "to"} and k > i - 3:
+                k -= 1
+            if tokens[k].low in {"than", "to", "least"}:  # "more than", "up to", "at least" need their first word
+                k = k if k == i else k
+            spans.append(Span(k if _modifier_ok(tokens, k, i) else i, j, "number"))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+def _modifier_ok(tokens: list[Token], k: int, i: int) -> bool:
+    phrase = " ".join(t.low for t in tokens[k:i])
+    return phrase in {"", "about", "around", "approximately", "nearly", "almost", "some", "over", "roughly",
+                      "more than", "at least", "up to", "less than"}
+
+
+def _chunks(tokens: list[Token], question: Question) -> list[Span]:
+    """Runs of words the question does not contain, cut at punctuation: the fallback phrases."""
+    spans = []
+    i, n = 0, len(tokens)
+    while i < n:
+        if tokens[i].word and tokens[i].stem not in question.stems and tokens[i].low not in STOPWORDS:
+            j = i + 1
+            while j < n and tokens[j].word and tokens[j].stem not in question.stems and not (
+                tokens[j].low in {"and", "or", "but", "that", "which", "who", "said", "says", "added", "noted"}
+            ):
+                j += 1
+            while j > i + 1 and tokens[j - 1].low in STOPWORDS:
+                j -= 1
+            spans.append(Span(i, j, "chunk"))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+def _lists(tokens: list[Token], question: Question) -> list[Span]:
+    """Coordinated runs "X, Y and Z" not containing question words."""
+    spans = []
+    n = len(tokens)
+    for k, t in enumerate(tokens):
+        if t.low != "and":
+            continue
+        if k + 1 < n and tokens[k + 1].capitalised:
+            spans += _name_list(tokens, k)
+            continue
+        if k + 1 < n and tokens[k + 1].low in {"so", "others", "elsewhere", "more", "etc", "the"} and (
+                k + 2 >= n or not tokens[k + 2].word or tokens[k + 2].low in {"forth", "on", "others"}):
+            spans += _name_list(tokens, k, open_ended=True)
+            continue  # "and so forth", "and elsewhere": not a list's last item
+        # extend right to a punctuation mark, left over commas
+        j = k + 1
+        while j < n and tokens[j].word and tokens[j].stem not in question.stems and j - k <= 6:
+            j += 1
+        i = k
+        while i > 0 and (tokens[i - 1].word or tokens[i - 1].text == ",") and tokens[i - 1].stem not in question.stems \
+                and tokens[i - 1].text not in {":", ";"} and tokens[i - 1].low not in LIST_STOPS and k - i <= 14:
+            i -= 1
+        while i < k and not tokens[i].word:
+            i += 1
+        if j > k + 1 and k > i:
+            spans.append(Span(i, j, "list"))
+    return spans
+
+
+def _name_list(tokens: list[Token], k: int, open_ended: bool = False) -> list[Span]:
+    """"Manbij and Raqqa", or "Iraq, Libya, Yemen" before "and elsewhere": names joined by commas and "and"."""
+    names = {s.i: s for s in _names(tokens, NAME_CONNECTORS - {"and", "&"})}
+    ends = {s.j: s for s in names.values()}
+    right = None if open_ended else names.get(k + 1)
+    left = ends.get(k)
+    if left is None or (right is None and not open_ended):
+        return []
+    i, count = left.i, 1
+    while i >= 2 and tokens[i - 1].text == "," and (i - 1) in ends:
+        i = ends[i - 1].i
+        count += 1
+    if open_ended:
+        return [Span(i, k, "list")] if count >= 2 else []
+    return [Span(i, right.j, "list")]
+
+
+LIST_STOPS = {"in", "to", "at", "from", "by", "with", "on", "for", "into", "of", "that", "which", "who", "said", "says",
+              "are", "is", "were", "was", "be", "been", "include", "includes", "including"}
+
+_KIND_SPANS = {
+    "person": ("person",),
+    "place": ("name",),
+    "date": ("date",),
+    "number": ("number",),
+    "duration": ("number",),
+    "entity": ("name", "number", "date", "chunk"),
+    "list": ("list", "chunk"),
+    "reason": ("reason",),
+}
+
+
+def candidates(tokens: list[Token], question: Question) -> list[Span]:
+    names = _names(tokens)
+    spans: list[Span] = []
+    if question.kind == "person":
+        spans += [p for p in (_person(tokens, s) for s in names) if p and p.kind == "person"]
+    elif question.kind == "place":
+        spans += [s for s in names if not _is_nationality(tokens, s)]
+    elif question.kind == "date":
+        spans += _dates(tokens)
+    elif question.kind in ("number", "duration"):
+        for s in _numbers(tokens):
+            j = s.j
+            if question.kind == "duration" and j < len(tokens) and tokens[j].low in DURATION_UNITS:
+                j += 1
+            spans.append(Span(s.i, j, "number"))
+    elif question.kind == "list":
+        spans += _lists(tokens, question) + _chunks(tokens, question) + names
+    elif question.kind == "reason":
+        spans += _reasons(tokens, question)
+    elif question.kind == "entity":
+        spans += names + _numbers(tokens) + _dates(tokens) + _chunks(tokens, question)
+    return [t for t in (_trim(tokens, s, question) for s in spans) if t is not None]
+
+
+def _trim(tokens: list[Token], span: Span, question: Question) -> Span | None:
+    """Drop the question's own words from a phrase's edges; None when nothing new is left."""
+    def echo(t: Token) -> bool:
+        return (not t.word) or t.stem in question.stems or t.low in STOPWORDS or t.low == "'s"
+
+    i, j = span.i, span.j
+    keep_function_words = span.kind in ("reason", "list")  # "his role as a mediator", "the political process"
+    while i < j and echo(tokens[i]) and not (span.kind == "number" and tokens[i].low in NUMBER_MODIFIERS) \
+            and not (keep_function_words and tokens[i].word and tokens[i].stem not in question.stems):
+        i += 1
+    while j > i and echo(tokens[j - 1]):
+        j -= 1
+    if i >= j:
+        return None
+    return Span(i, j, span.kind)
+
+
+def _is_nationality(tokens: list[Token], span: Span) -> bool:
+    return span.j - span.i == 1 and re.search(r"(ian|ese|ish|an|i)$", tokens[span.i].low) is not None and tokens[span.i].low not in {"iran", "japan", "oman", "sudan", "taiwan", "pakistan", "afghanistan", "astana", "tehran", "bahrain"}
+
+
+def _reasons(tokens: list[Token], question: Question) -> list[Span]:
+    """A purpose or cause clause: "to regroup its forces", "because ...", "his role as ..."."""
+    spans = []
+    n = len(tokens)
+    for k, t in enumerate(tokens):
+        if t.low in {"to", "because", "since", "due", "so", "considering", "consideration"} or (t.low == "in" and k + 2 < n and tokens[k + 1].low == "order"):
+            start = k + 1 if t.low in {"because", "since", "consideration", "considering"} else k
+            if t.low == "to" and not (k + 1 < n and tokens[k + 1].word and tokens[k + 1].low not in STOPWORDS | {"the"}):
+                continue
+            j = start + 1
+            while j < n and tokens[j].text not in {",", ".", ";", ":", "”", '"', ")"} and j - start < 12 \
+                    and tokens[j].low not in {"and", "but", "while", "who", "which", "whereas"}:
+                j += 1
+            if j > start + 1:
+                spans.append(Span(start, j, "reason"))
+    return spans
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+def _matched(tokens: list[Token], question: Question) -> list[int]:
+    return [k for k, t in enumerate(tokens) if t.word and t.stem in question.stems]
+
+
+def coverage(tokens: list[Token], question: Question) -> float:
+    """Share of the question's content-word weight found in the sentence."""
+    total = sum(question.weights.values())
+    if not total:
+        return 0.0
+    present = {t.stem for t in tokens}
+    return sum(w for s, w in question.weights.items() if s in present) / total
+
+
+def best_span(tokens: list[Token], question: Question) -> Span | None:
+    """The candidate phrase nearest the question's words in the sentence, or None."""
+    spans = candidates(tokens, question)
+    if not spans:
+        return None
+    matched = _matched(tokens, question)
+    scored = []
+    for s in spans:
+        if matched:
+            gaps = [min(abs(m - s.i), abs(m - (s.j - 1))) for m in matched if not (s.i <= m < s.j)]
+            distance = min(gaps) if gaps else 0
+            proximity = sum(
+                question.weights.get(tokens[m].stem, 1.0) / (1 + (s.i - m if m < s.i else max(0, m - s.j + 1)))
+                for m in matched
+            )
+        else:
+            distance, proximity = 8, 0.0
+        overlap = sum(1 for t in tokens[s.i : s.j] if t.word and t.stem in question.stems)
+        length = s.j - s.i
+        score = proximity - 0.15 * distance - 0.6 * overlap - 0.03 * length
+        if s.kind == "chunk":
+            score -= 0.5
+        elif s.kind == _KIND_SPANS.get(question.kind, ("",))[0]:
+            score += 1.0 if s.kind == "list" else 0.5
+        if s.kind == "list":
+            score += 0.03 * length  # a list is long by nature
+        if question.target and s.kind == "number":
+            score += _count_noun_bonus(tokens, s, question)
+        scored.append(Span(s.i, s.j, s.kind, score))
+    return max(scored, key=lambda s: s.score)
+
+
+def _count_noun_bonus(tokens: list[Token], span: Span, question: Question) -> float:
+    """"How many fighters": a number counting the asked noun wins; one counting another question noun loses."""
+    following = [t for t in tokens[span.j : span.j + 3] if t.word][:2]
+    stems = {t.stem for t in following}
+    if stems & question.target:
+        return 2.0
+    if stems & (question.stems - question.target):
+        return -3.0
+    return 0.0
+
+
+def count_mismatch(tokens: list[Token], span: Span | None, question: Question) -> bool:
+    return bool(span and span.kind == "number" and question.target and _count_noun_bonus(tokens, span, question) < 0)
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x))))

@@ -1,0 +1,517 @@
+"""The index on disk: FAISS vectors, BM25, passages and a manifest, swapped in atomically.
+
+Layout of an index folder (``vectors/`` by default)::
+
+    CURRENT            names the live generation, e.g. "gen-000003"; replaced atomically
+    gen-000003/        one complete, self-checking index
+        manifest.json  model, chunking settings, corpus files and hashes, build time, data checksums
+        docs.jsonl     each document's text, title, date and content spans
+        spans.npz      sentence and passage offsets (plain arrays, loaded with allow_pickle=False)
+        passages.npy   passage vectors, float32, memory-mapped on load
+        sentences.npy  sentence vectors
+        passages.faiss FAISS index over passages.npy
+        bm25-*.npz     inverted indexes for passages and sentences, with *.vocab.json
+    lock               held (flock) by a running `qa index`; the kernel drops it if that process dies
+
+A new generation is written beside the live one, synced, and only then named in CURRENT, so a
+`qa index` killed at any moment leaves the previous index whole. The only module that imports faiss.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import corpus as corpus_mod
+from .chunker import ChunkSettings, chunk
+from .errors import CorpusError, IndexBusy, IndexDamaged, IndexForeign, IndexMissing
+from .lexical import BM25, tokenize
+from .types import Document, Passage, Sentence
+
+FORMAT = 1
+CURRENT = "CURRENT"
+VERIFY_BYTES = 64 << 20  # files up to this size are checked by sha256 on load; larger ones by size
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def locked(root: Path):
+    """Hold the index's writer lock, or raise IndexBusy at once."""
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / "lock", "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexBusy(f"{root}/ is being updated by another `qa index` (pid {holder}); wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing drops the flock; a killed process drops it too
+
+
+# ---------------------------------------------------------------------------------------------
+# The loaded index
+
+
+@dataclass
+class Index:
+    """A loaded, verified index generation."""
+
+    root: Path
+    manifest: dict
+    documents: list[Document]
+    spans: dict[str, np.ndarray]
+    passage_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    bm25_passages: BM25
+    bm25_sentences: BM25
+    _faiss: object = field(default=None, repr=False)
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def n_passages(self) -> int:
+        return len(self.spans["pass_doc"])
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.spans["sent_doc"])
+
+    def passage(self, i: int) -> Passage:
+        s = self.spans
+        return Passage(int(s["pass_doc"][i]), int(s["pass_start"][i]), int(s["pass_end"][i]),
+                       int(s["pass_first"][i]), int(s["pass_last"][i]))
+
+    def sentence(self, i: int) -> Sentence:
+        s = self.spans
+        return Sentence(int(s["sent_doc"][i]), int(s["sent_start"][i]), int(s["sent_end"][i]), bool(s["sent_heading"][i]))
+
+    def passage_text(self, i: int) -> str:
+        p = self.passage(i)
+        return self.documents[p.doc].text[p.start : p.end]
+
+    def sentence_text(self, i: int) -> str:
+        s = self.sentence(i)
+        return self.documents[s.doc].text[s.start : s.end]
+
+    def search_passages(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k nearest passages for each query vector."""
+        k = min(k, self.n_passages)
+        scores, ids = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return scores, ids
+
+
+def current_generation(root: Path) -> Path | None:
+    try:
+        name = (root / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IndexDamaged(f"cannot read {root / CURRENT} ({exc.strerror}); run `qa index --rebuild`") from None
+    if not name.startswith("gen-") or "/" in name:
+        raise IndexDamaged(f"{root}/ is damaged ({CURRENT} is garbled) — run `qa index --rebuild`")
+    return root / name
+
+
+def read_manifest(root: Path) -> dict:
+    """The live generation's manifest; IndexMissing when there is none."""
+    gen = current_generation(root)
+    if gen is None:
+        raise IndexMissing(f"no index in {root}/ — run `qa index`")
+    try:
+        manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise IndexForeign(f"{root}/ was written by another version of qa (format {manifest.get('format')}); run `qa index --rebuild`")
+        return manifest
+    except (OSError, ValueError) as exc:
+        raise IndexDamaged(f"the index in {root}/ is damaged ({type(exc).__name__}) — run `qa index --rebuild`") from None
+
+
+def check_compatible(manifest: dict, root: Path, model: str, settings: ChunkSettings) -> None:
+    if manifest["model"] != model:
+        raise IndexForeign(
+            f"{root}/ was built with model {manifest['model']!r}, not {model!r}; "
+            f"run `qa index --rebuild` or pass `--model {manifest['model']}`"
+        )
+    if manifest["chunking"] != settings.to_json():
+        raise IndexForeign(f"{root}/ was built with other chunking settings ({manifest['chunking']}); run `qa index --rebuild`")
+
+
+def load(root: Path, verify: bool = True) -> Index:
+    """Load and cross-check the live generation; any inconsistency is IndexDamaged."""
+    manifest = read_manifest(root)
+    gen = current_generation(root)
+    damaged = f"the index in {root}/ is damaged"
+    try:
+        if verify:
+            for name, expect in manifest["data"].items():
+                path = gen / name
+                if path.stat().st_size != expect["bytes"]:
+                    raise IndexDamaged(f"{damaged} ({name} is {path.stat().st_size} bytes, expected {expect['bytes']}) — run `qa index --rebuild`")
+                if expect["bytes"] <= VERIFY_BYTES and _sha256(path) != expect["sha256"]:
+                    raise IndexDamaged(f"{damaged} ({name} fails its checksum) — run `qa index --rebuild`")
+        documents = []
+        with open(gen / "docs.jsonl", encoding="utf-8") as handle:
+            for line in handle:
+                d = json.loads(line)
+                documents.append(Document(
+                    path=d["path"], text=d["text"], sha256=d["sha256"], title=d.get("title"), date=d.get("date"),
+                    place=d.get("place"), blocks=tuple(map(tuple, d["blocks"])), headings=tuple(map(tuple, d["headings"])),
+                ))
+        with np.load(gen / "spans.npz", allow_pickle=False) as data:
+            spans = {k: data[k] for k in data.files}
+        passage_vectors = np.load(gen / "passages.npy", mmap_mode="r", allow_pickle=False)
+        sentence_vectors = np.load(gen / "sentences.npy", mmap_mode="r", allow_pickle=False)
+        index = Index(
+            root=root, manifest=manifest, documents=documents, spans=spans,
+            passage_vectors=passage_vectors, sentence_vectors=sentence_vectors,
+            bm25_passages=BM25.load(gen / "bm25-passages"), bm25_sentences=BM25.load(gen / "bm25-sentences"),
+        )
+        import faiss
+
+        index._faiss = faiss.read_index(str(gen / "passages.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    except IndexDamaged:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError) as exc:
+        raise IndexDamaged(f"{damaged} ({type(exc).__name__}: {str(exc)[:80]}) — run `qa index --rebuild`") from None
+    counts = manifest["counts"]
+    consistent = (
+        len(documents) == counts["documents"]
+        and index.n_passages == counts["passages"] == len(passage_vectors) == index.bm25_passages.size
+        and index.n_sentences == counts["sentences"] == len(sentence_vectors) == index.bm25_sentences.size
+        and index._faiss.ntotal == counts["passages"]
+        and manifest["generation"] == gen.name
+    )
+    if not consistent:
+        raise IndexDamaged(f"{damaged} (its parts disagree in size) — run `qa index --rebuild`")
+    return index
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass
+class Report:
+    """What `qa index` did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    skipped: list[corpus_mod.Skipped] = field(default_factory=list)
+    embedded_passages: int = 0
+    embedded_sentences: int = 0
+    passages: int = 0
+    sentences: int = 0
+    generation: str = ""
+    unchanged: bool = False
+
+
+def _file_stats(paths: list[Path]) -> dict[str, list[int]]:
+    return {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+
+
+def stale_files(root: Path, corpus_root: Path, manifest: dict | None = None) -> list[str]:
+    """Corpus files added, changed or removed since the index was built ([] when fresh).
+
+    Size and mtime decide first; a file whose stamp moved is hashed before it counts as changed.
+    """
+    manifest = manifest or read_manifest(root)
+    recorded = manifest["files"]
+    changed = []
+    seen = set()
+    for path in corpus_mod.discover(corpus_root):
+        name = corpus_mod.relative_name(path, corpus_root)
+        seen.add(name)
+        entry = recorded.get(name) or next((s for s in manifest.get("skipped", []) if s["path"] == name), None)
+        if entry is None:
+            changed.append(name)
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            changed.append(name)
+            continue
+        if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
+            if entry.get("file_sha256") != corpus_mod.file_digest(path):
+                changed.append(name)
+    changed += [name for name in recorded if name not in seen]
+    return changed
+
+
+def embedding_text(doc: Document, start: int, end: int) -> str:
+    """What the encoder sees for a passage: its article's title, then the passage."""
+    body = doc.text[start:end]
+    return f"{doc.title}\n{body}" if doc.title and not body.startswith(doc.title) else body
+
+
+def build(
+    corpus_root: Path,
+    root: Path,
+    embedder,
+    settings: ChunkSettings = ChunkSettings(),
+    rebuild: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    faiss_kind: str | None = None,
+) -> Report:
+    """Bring the index at root up to date with the corpus, re-embedding only what changed."""
+    with locked(root):
+        documents, skipped = corpus_mod.load(corpus_root)
+        if not documents:
+            why = "; ".join(f"{s.path} {s.reason}" for s in skipped[:3])
+            raise CorpusError(f"no article text in {corpus_root}" + (f" ({why})" if why else " (no .txt or .md files)"))
+        old = None if rebuild else _reusable(root, embedder.name, settings)
+        sentences, passages = chunk(documents, settings)
+        report = Report(skipped=skipped, passages=len(passages), sentences=len(sentences))
+
+        # Vectors of unchanged documents come from the old generation, keyed by content hash.
+        old_docs = {}
+        if old is not None:
+            for i, d in enumerate(old.documents):
+                old_docs.setdefault(d.sha256, i)
+            old_paths = {d.path: d.sha256 for d in old.documents}
+            new_paths = {d.path for d in documents}
+            for d in documents:
+                if d.path not in old_paths:
+                    report.added.append(d.path)
+                elif old_paths[d.path] != d.sha256:
+                    report.updated.append(d.path)
+                else:
+                    report.kept.append(d.path)
+            report.removed = sorted(p for p in old_paths if p not in new_paths)
+        else:
+            report.added = [d.path for d in documents]
+
+        dim = embedder.dim
+        p_vec = np.zeros((len(passages), dim), dtype=np.float32)
+        s_vec = np.zeros((len(sentences), dim), dtype=np.float32)
+        todo_p, todo_s = [], []
+        by_doc_p = _ranges([p.doc for p in passages], len(documents))
+        by_doc_s = _ranges([s.doc for s in sentences], len(documents))
+        if old is not None:
+            old_p = _ranges(old.spans["pass_doc"].tolist(), len(old.documents))
+            old_s = _ranges(old.spans["sent_doc"].tolist(), len(old.documents))
+        for i, d in enumerate(documents):
+            j = old_docs.get(d.sha256) if old is not None else None
+            (p0, p1), (s0, s1) = by_doc_p[i], by_doc_s[i]
+            if j is not None and old_p[j][1] - old_p[j][0] == p1 - p0 and old_s[j][1] - old_s[j][0] == s1 - s0:
+                p_vec[p0:p1] = old.passage_vectors[old_p[j][0] : old_p[j][1]]
+                s_vec[s0:s1] = old.sentence_vectors[old_s[j][0] : old_s[j][1]]
+            else:
+                todo_p += range(p0, p1)
+                todo_s += range(s0, s1)
+        if old is not None and not (todo_p or todo_s or report.removed or report.added or report.updated):
+            report.unchanged = True
+            if not _stats_differ(old.manifest, corpus_root, documents):
+                report.generation = old.manifest["generation"]
+                return report
+            # Same content, new timestamps (a touch, a fresh checkout): record the new stamps, embed nothing.
+
+        texts = [embedding_text(documents[passages[i].doc], passages[i].start, passages[i].end) for i in todo_p]
+        texts += [documents[sentences[i].doc].text[sentences[i].start : sentences[i].end] for i in todo_s]
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress("embedding", done, len(texts))
+
+        if progress:
+            progress("embedding", 0, len(texts))
+        vectors = embedder.embed_batch(texts, progress=tick)
+        p_vec[todo_p] = vectors[: len(todo_p)]
+        s_vec[todo_s] = vectors[len(todo_p) :]
+        report.embedded_passages, report.embedded_sentences = len(todo_p), len(todo_s)
+        previous = old.manifest["generation"] if old is not None else _latest_generation(root)
+        report.generation = _write_generation(
+            root, previous, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec, s_vec, faiss_kind
+        )
+        return report
+
+
+def _stats_differ(manifest: dict, corpus_root: Path, documents: list[Document]) -> bool:
+    stats = _corpus_stats(corpus_root)
+    return any(manifest["files"].get(d.path, {}).get("stat") != stats.get(d.path, [None])[0] for d in documents)
+
+
+def _corpus_stats(corpus_root: Path) -> dict[str, tuple[list[int], str]]:
+    out = {}
+    for path in corpus_mod.discover(corpus_root):
+        try:
+            st = path.stat()
+            out[corpus_mod.relative_name(path, corpus_root)] = ([st.st_size, st.st_mtime_ns], corpus_mod.file_digest(path))
+        except OSError:
+            continue
+    return out
+
+
+def _ranges(owner: list[int], n: int) -> list[tuple[int, int]]:
+    """For rows grouped by owner in order, each owner's (start, end) row range."""
+    out = [(0, 0)] * n
+    start = 0
+    for i in range(1, len(owner) + 1):
+        if i == len(owner) or owner[i] != owner[start]:
+            out[owner[start]] = (start, i)
+            start = i
+    return out
+
+
+def _reusable(root: Path, model: str, settings: ChunkSettings) -> Index | None:
+    """The live index if its vectors can be reused: same model and chunking, undamaged."""
+    try:
+        index = load(root)
+    except (IndexMissing, IndexDamaged, IndexForeign):
+        return None
+    if index.model != model or index.manifest["chunking"] != settings.to_json():
+        return None
+    return index
+
+
+def _latest_generation(root: Path) -> str:
+    gens = sorted(p.name for p in root.glob("gen-*") if p.is_dir()) if root.exists() else []
+    return gens[-1] if gens else "gen-000000"
+
+
+def choose_faiss(n: int) -> str:
+    """Exact search below this size; measured in benchmarks/scale.py."""
+    return "flat" if n < ANN_THRESHOLD else "hnsw"
+
+
+ANN_THRESHOLD = 200_000
+
+
+def _faiss_index(vectors: np.ndarray, kind: str):
+    import faiss
+
+    dim = vectors.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        raise ValueError(f"unknown FAISS index kind {kind!r}")
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _write_generation(root, previous, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec, s_vec, faiss_kind):
+    import faiss
+
+    number = int(previous.split("-")[1]) + 1
+    name = f"gen-{number:06d}"
+    tmp = root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+
+    with open(tmp / "docs.jsonl", "w", encoding="utf-8") as handle:
+        for d in documents:
+            handle.write(json.dumps({
+                "path": d.path, "sha256": d.sha256, "title": d.title, "date": d.date, "place": d.place,
+                "blocks": d.blocks, "headings": d.headings, "text": d.text,
+            }, ensure_ascii=False) + "\n")
+    spans = {
+        "sent_doc": np.array([s.doc for s in sentences], dtype=np.int32),
+        "sent_start": np.array([s.start for s in sentences], dtype=np.int64),
+        "sent_end": np.array([s.end for s in sentences], dtype=np.int64),
+        "sent_heading": np.array([s.heading for s in sentences], dtype=np.bool_),
+        "pass_doc": np.array([p.doc for p in passages], dtype=np.int32),
+        "pass_start": np.array([p.start for p in passages], dtype=np.int64),
+        "pass_end": np.array([p.end for p in passages], dtype=np.int64),
+        "pass_first": np.array([p.first_sentence for p in passages], dtype=np.int32),
+        "pass_last": np.array([p.last_sentence for p in passages], dtype=np.int32),
+    }
+    np.savez(tmp / "spans.npz", **spans)
+    np.save(tmp / "passages.npy", p_vec)
+    np.save(tmp / "sentences.npy", s_vec)
+    kind = faiss_kind or choose_faiss(len(passages))
+    faiss.write_index(_faiss_index(p_vec, kind), str(tmp / "passages.faiss"))
+    BM25.build([tokenize(embedding_text(documents[p.doc], p.start, p.end)) for p in passages]).save(tmp / "bm25-passages")
+    sentence_texts = [documents[s.doc].text[s.start : s.end] for s in sentences]
+    BM25.build([tokenize(t) for t in sentence_texts]).save(tmp / "bm25-sentences")
+
+    stats = _corpus_stats(corpus_root)
+    files = {}
+    for d in documents:
+        stat, file_sha = stats.get(d.path, (None, None))
+        files[d.path] = {"sha256": d.sha256, "file_sha256": file_sha, "stat": stat}
+    data = {}
+    for path in sorted(tmp.iterdir()):
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+        data[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    manifest = {
+        "format": FORMAT,
+        "generation": name,
+        "model": embedder.name,
+        "dim": embedder.dim,
+        "chunking": settings.to_json(),
+        "faiss": kind,
+        "corpus": str(corpus_root.resolve()),
+        "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "counts": {"documents": len(documents), "passages": len(passages), "sentences": len(sentences)},
+        "files": files,
+        "skipped": [
+            {"path": s.path, "reason": s.reason, "stat": stats.get(s.path, (None, None))[0],
+             "file_sha256": stats.get(s.path, (None, None))[1]}
+            for s in skipped
+        ],
+        "data": data,
+    }
+    _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
+    final = root / name
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    pointer = root / f".{CURRENT}.tmp"
+    _write_file(pointer, name.encode("utf-8"))
+    os.replace(pointer, root / CURRENT)  # the moment the new generation goes live
+    _fsync_dir(root)
+    for stale in root.glob("gen-*"):
+        if stale.name != name:
+            shutil.rmtree(stale, ignore_errors=True)
+    for leftover in root.glob(".gen-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return name

@@ -1,0 +1,111 @@
+"""The records every layer passes around: offsets always point into the original file."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus file as read, with the parts of it that are article content."""
+
+    path: str  # relative to the corpus root, with forward slashes
+    text: str  # the whole file as decoded, so offsets index it directly
+    sha256: str
+    title: str | None = None
+    date: str | None = None
+    place: str | None = None
+    blocks: tuple[tuple[int, int], ...] = ()  # content spans; everything else is scrape junk
+    headings: tuple[tuple[int, int], ...] = ()  # content spans that are titles or section heads
+
+
+@dataclass(frozen=True)
+class Sentence:
+    doc: int
+    start: int
+    end: int
+    heading: bool = False
+
+
+@dataclass(frozen=True)
+class Passage:
+    doc: int
+    start: int
+    end: int
+    first_sentence: int  # index into the index's sentence table
+    last_sentence: int  # exclusive
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A passage found by retrieval, with the signals that ranked it."""
+
+    passage: int
+    score: float
+    signals: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Citation:
+    path: str  # as it opens from the directory qa runs in
+    start: int
+    end: int
+    sentence_start: int
+    sentence_end: int
+    line: int
+    title: str | None = None
+    date: str | None = None
+
+    def to_json(self) -> dict:
+        record = {
+            "path": self.path,
+            "start": self.start,
+            "end": self.end,
+            "sentence_start": self.sentence_start,
+            "sentence_end": self.sentence_end,
+            "line": self.line,
+        }
+        if self.title:
+            record["title"] = self.title
+        if self.date:
+            record["date"] = self.date
+        return record
+
+
+@dataclass(frozen=True)
+class Answer:
+    answer: str
+    sentence: str
+    score: float
+    source: Citation
+    supporting: tuple[Citation, ...] = ()
+    passage: int = -1  # the passage it came from, for `:sources`
+
+    def to_json(self) -> dict:
+        return {
+            "answer": self.answer,
+            "sentence": self.sentence,
+            "score": round(self.score, 4),
+            "source": self.source.to_json(),
+            "supporting": [
+                {"path": c.path, "start": c.start, "end": c.end, "line": c.line} for c in self.supporting
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """All qa has to say about one question."""
+
+    question: str
+    answers: tuple[Answer, ...]  # when abstaining: the nearest evidence, low confidence
+    abstained: bool
+    id: str | None = None
+
+    def to_json(self) -> dict:
+        record: dict = {}
+        if self.id is not None:
+            record["id"] = self.id
+        record["question"] = self.question
+        record["abstained"] = self.abstained
+        record["answers"] = [a.to_json() for a in self.answers]
+        return record

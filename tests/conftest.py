@@ -1,0 +1,54 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+SHARED = ROOT.parent / "shared"
+DEV = SHARED / "eval" / "seeds-dev.jsonl"
+FAST_MODEL = "hashing-512"  # deterministic bag-of-words vectors: the fast run never loads torch
+
+
+def dev_questions() -> list[dict]:
+    if not DEV.exists():
+        pytest.skip(f"{DEV} not present")
+    return [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh folder holding a copy of seeds/, as a user's working directory."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_qa(*args, cwd, model=FAST_MODEL, input=None, env=None, timeout=300):
+    """Run the real `qa` command in a subprocess."""
+    full_env = {**os.environ, "QA_MODEL": model, "NO_COLOR": "1", **(env or {})}
+    full_env.pop("QA_INDEX", None)
+    full_env.pop("QA_CORPUS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "qa", *map(str, args)], cwd=cwd, env=full_env, input=input,
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+class CountingEmbedder:
+    """The hashing embedder, counting how many texts it was asked to embed."""
+
+    def __init__(self):
+        from qa.embedder import Hashing
+
+        self.inner = Hashing()
+        self.name, self.dim = self.inner.name, self.inner.dim
+        self.embedded = 0
+
+    def embed_batch(self, texts, progress=None):
+        self.embedded += len(texts)
+        return self.inner.embed_batch(texts, progress)

@@ -1,0 +1,112 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from qa import store
+from qa.answerer import Answerer
+from qa.embedder import Hashing
+from qa.errors import IndexBusy, IndexDamaged, IndexMissing
+
+from conftest import SEEDS, CountingEmbedder, dev_questions
+
+
+def answers(root, corpus):
+    a = Answerer(store.load(root), Hashing(), corpus)
+    questions = [q["question"] for q in dev_questions()]
+    return [r.to_json() for r in a.ask_batch(questions, k=3)]
+
+
+def test_save_load_round_trip(tmp_path):
+    report = store.build(SEEDS, tmp_path / "v", Hashing())
+    index = store.load(tmp_path / "v")
+    assert index.n_passages == report.passages and index.n_sentences == report.sentences
+    assert [d.path for d in index.documents] == sorted(p.name for p in SEEDS.glob("*.txt"))
+    texts = [index.passage_text(i) for i in range(index.n_passages)]
+    fresh = Hashing().embed_batch([store.embedding_text(index.documents[index.passage(i).doc], index.passage(i).start, index.passage(i).end) for i in range(index.n_passages)])
+    assert np.allclose(index.passage_vectors, fresh)
+    assert all(texts)
+    scores, ids = index.search_passages(fresh[:3], 1)
+    assert ids[:, 0].tolist() == [0, 1, 2]
+    assert not list((tmp_path / "v").rglob("*.pkl"))
+
+
+def test_indexing_twice_gives_the_same_answers(tmp_path):
+    store.build(SEEDS, tmp_path / "v", Hashing())
+    first = answers(tmp_path / "v", SEEDS)
+    again = store.build(SEEDS, tmp_path / "v", Hashing())
+    assert again.unchanged
+    rebuilt = store.build(SEEDS, tmp_path / "v", Hashing(), rebuild=True)
+    assert not rebuilt.unchanged
+    assert answers(tmp_path / "v", SEEDS) == first
+
+
+def test_incremental_add_edit_delete_embed_only_what_changed(tmp_path):
+    corpus = tmp_path / "c"
+    shutil.copytree(SEEDS, corpus)
+    extra = corpus / "extra.txt"
+    root = tmp_path / "v"
+    store.build(corpus, root, Hashing())
+
+    extra.write_text("Title of the new piece\n\nOSLO, May 2. The mayor opened a new bridge. It is long.\n", encoding="utf-8")
+    counting = CountingEmbedder()
+    report = store.build(corpus, root, counting)
+    assert report.added == ["extra.txt"] and len(report.kept) == 5
+    new = [i for i, d in enumerate(store.load(root).documents) if d.path == "extra.txt"][0]
+    index = store.load(root)
+    own_p = int((index.spans["pass_doc"] == new).sum())
+    own_s = int((index.spans["sent_doc"] == new).sum())
+    assert counting.embedded == own_p + own_s == report.embedded_passages + report.embedded_sentences
+
+    extra.write_text("Title of the new piece\n\nOSLO, May 2. The mayor closed the bridge.\n", encoding="utf-8")
+    counting = CountingEmbedder()
+    report = store.build(corpus, root, counting)
+    assert report.updated == ["extra.txt"] and counting.embedded == 2 + 1  # 1 passage; title + 1 sentence
+
+    extra.unlink()
+    counting = CountingEmbedder()
+    report = store.build(corpus, root, counting)
+    assert report.removed == ["extra.txt"] and counting.embedded == 0
+    assert answers(root, corpus) == answers_after_rebuild(tmp_path, corpus)
+
+
+def answers_after_rebuild(tmp_path, corpus):
+    store.build(corpus, tmp_path / "fresh", Hashing(), rebuild=True)
+    return answers(tmp_path / "fresh", corpus)
+
+
+def test_missing_and_damaged_indexes_are_reported(tmp_path):
+    root = tmp_path / "v"
+    with pytest.raises(IndexMissing):
+        store.load(root)
+    store.build(SEEDS, root, Hashing())
+    gen = store.current_generation(root)
+    vectors = gen / "passages.npy"
+    vectors.write_bytes(vectors.read_bytes()[:-100])
+    with pytest.raises(IndexDamaged, match="qa index --rebuild"):
+        store.load(root)
+    store.build(SEEDS, root, Hashing())  # a damaged index is rebuilt, not reused
+    store.load(root)
+    (root / "CURRENT").write_text("../../etc", encoding="utf-8")
+    with pytest.raises(IndexDamaged):
+        store.load(root)
+
+
+def test_flipped_byte_fails_the_checksum(tmp_path):
+    root = tmp_path / "v"
+    store.build(SEEDS, root, Hashing())
+    docs = store.current_generation(root) / "docs.jsonl"
+    data = bytearray(docs.read_bytes())
+    data[200] ^= 0x01
+    docs.write_bytes(bytes(data))
+    with pytest.raises(IndexDamaged, match="checksum"):
+        store.load(root)
+
+
+def test_second_writer_is_refused(tmp_path):
+    root = tmp_path / "v"
+    with store.locked(root):
+        with pytest.raises(IndexBusy, match="being updated"):
+            store.build(SEEDS, root, Hashing())
+    store.build(SEEDS, root, Hashing())  # released: works again
