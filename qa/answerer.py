@@ -71,6 +71,14 @@ class Answerer:
         bm25 = index.bm25_sentences
         self._idf = lambda stem: float(bm25.idf[bm25.vocab[stem]]) if stem in bm25.vocab else float(bm25.idf.max(initial=1.0))
         self._paths: dict[int, str] = {}
+        self._tokens: dict[int, list] = {}  # sentence -> word tokens; tokenising dominated a warm answer
+
+    def tokens(self, s: int) -> list:
+        tokens = self._tokens.get(s)
+        if tokens is None:
+            sent = self.index.sentence(s)
+            tokens = self._tokens[s] = reader.tokenize(self.index.documents[sent.doc].text, sent.start, sent.end)
+        return tokens
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -92,10 +100,9 @@ class Answerer:
         out = []
         for hit in hits:
             p = index.passage(hit.passage)
-            text = index.documents[p.doc].text
             for s in range(p.first_sentence, p.last_sentence):
                 sent = index.sentence(s)
-                tokens = reader.tokenize(text, sent.start, sent.end)
+                tokens = self.tokens(s)
                 span = reader.best_span(tokens, question)
                 features = {
                     "dense": float(signals.dense_sentence[s]),

@@ -164,12 +164,226 @@ def ask(
     render.result(render.console(), result)
 
 
+@app.command()
+def chat(
+    top_k: TopKOpt = 1,
+    json_: Annotated[bool, typer.Option("--json", help="Start with raw JSON records on (toggle with :json).")] = False,
+    corpus: CorpusOpt = DEFAULT_CORPUS,
+    index: IndexOpt = DEFAULT_INDEX,
+    model: ModelOpt = "all-MiniLM-L6-v2",
+    history: Annotated[Optional[Path], typer.Option("--history", envvar="QA_HISTORY", help="History file (default: ~/.qa_history).", show_default=False)] = None,
+) -> None:
+    """Ask question after question, loading the model and index once.
+
+    Type :help inside for commands (:k N, :sources, :open N, :json, :quit).
+    Piped input works too: one answer per line.
+
+    \b
+    Examples:
+      qa chat
+      printf 'Who is the UN envoy?\\nWhere did talks begin?\\n' | qa chat --json
+    """
+    from .chat import run
+
+    answerer = _open(corpus, index, model)
+    raise typer.Exit(run(answerer, top_k=top_k, history=history or Path.home() / ".qa_history", json_output=json_))
+
+
+@app.command()
+def status(
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    corpus: CorpusOpt = DEFAULT_CORPUS,
+    index: IndexOpt = DEFAULT_INDEX,
+) -> None:
+    """Show what is indexed and whether the index is stale against the corpus.
+
+    \b
+    Examples:
+      qa status
+      qa status --json | jq .stale
+    """
+    from . import store
+
+    manifest = store.read_manifest(index)
+    changed = store.stale_files(index, corpus, manifest) if corpus.exists() else None
+    info = {
+        "index": str(index),
+        "corpus": manifest["corpus"],
+        "generation": manifest["generation"],
+        "model": manifest["model"],
+        "built_at": manifest["built_at"],
+        "files": manifest["counts"]["documents"],
+        "passages": manifest["counts"]["passages"],
+        "sentences": manifest["counts"]["sentences"],
+        "faiss": manifest["faiss"],
+        "chunking": manifest["chunking"],
+        "skipped": manifest.get("skipped", []),
+        "stale": bool(changed) if changed is not None else None,
+        "changed_files": changed or [],
+    }
+    if json_:
+        sys.stdout.write(json.dumps(info, ensure_ascii=False) + "\n")
+        return
+    from rich.table import Table
+
+    from .render import console
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for key in ("index", "corpus", "generation", "model", "built_at", "files", "passages", "sentences", "faiss"):
+        table.add_row(key, str(info[key]))
+    if changed is None:
+        table.add_row("stale", f"unknown: {corpus}/ not found")
+    else:
+        table.add_row("stale", ("yes: " + ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")) if changed else "no")
+    for s in info["skipped"]:
+        table.add_row("skipped", f"{s['path']}: {s['reason']}")
+    console().print(table)
+
+
+@app.command()
+def show(
+    citation: Annotated[str, typer.Argument(help="PATH or PATH:START-END, as printed in any answer.")],
+    context: Annotated[int, typer.Option("--context", "-C", min=0, max=50, help="Lines shown around the span.")] = 2,
+) -> None:
+    """Print a cited passage with the cited span highlighted, so any citation can be followed.
+
+    \b
+    Examples:
+      qa show seeds/000_6e27ee18d903cc94.txt:71-89
+      qa show seeds/000_6e27ee18d903cc94.txt
+    """
+    from .errors import BadInput
+    from .render import console, passage
+
+    path, start, end = _parse_citation(citation)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read {path}: {exc}") from None
+    if start is None:
+        start, end = 0, 0
+    if not 0 <= start <= end <= len(text):
+        raise BadInput(f"{start}-{end} is outside {path} ({len(text)} characters)")
+    console().print(passage(path, text, start, end, context if end else None))
+
+
+def _parse_citation(citation: str) -> tuple[str, int | None, int | None]:
+    import re
+
+    from .errors import BadInput
+
+    m = re.fullmatch(r"(.+?):(\d+)-(\d+)", citation)
+    if m:
+        return m.group(1), int(m.group(2)), int(m.group(3))
+    if re.search(r":\d+(-\d*)?$", citation) and not Path(citation).exists():
+        raise BadInput(f"cannot read the span in {citation!r}; write PATH:START-END, e.g. seeds/a.txt:71-89")
+    return citation, None, None
+
+
+@app.command()
+def batch(
+    file: Annotated[str, typer.Argument(help="Questions: .txt (one a line), .jsonl (id, question), .csv (question[, id]) or - for stdin.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here; .jsonl, .csv or .md by extension (default: JSON Lines on stdout).", show_default=False)] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="Input format when the extension doesn't say: txt, jsonl or csv.", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip questions already answered in the output file.")] = False,
+    top_k: TopKOpt = 1,
+    corpus: CorpusOpt = DEFAULT_CORPUS,
+    index: IndexOpt = DEFAULT_INDEX,
+    model: ModelOpt = "all-MiniLM-L6-v2",
+) -> None:
+    """Answer a file of questions, one answer record per question, in input order.
+
+    Answers are written as they are found, so an interrupted run keeps its work;
+    --resume picks up where it stopped. A bad input line gets an error record in
+    its place and the run goes on (exit code 5 at the end).
+
+    \b
+    Examples:
+      qa batch questions.txt -o answers.jsonl
+      qa batch questions.csv -o report.md
+      qa batch questions.jsonl -o answers.jsonl --resume
+      cat questions.txt | qa batch - > answers.jsonl
+    """
+    import dataclasses
+
+    from . import batchio
+    from .answerer import clean_question
+    from .errors import BadInput, BadQuestion
+
+    if output is not None and file != "-" and Path(file).exists() and output.exists() and output.samefile(file):
+        raise BadInput(f"the output {output} is the input file; choose another -o")
+    total = _count_lines(file)
+    items = batchio.read_items(file, fmt)
+    done = batchio.answered_keys(output) if resume and output is not None else set()
+    answerer = _open(corpus, index, model)
+    failed = answered = 0
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=_err(), transient=True) as bar, batchio.open_writer(output, resume) as writer:
+        task = bar.add_task("answering", total=total, rate="")
+        pending: list = []
+
+        def flush() -> None:
+            nonlocal answered
+            good = [i for i in pending if i.error is None]
+            results = iter(answerer.ask_batch([i.question for i in good], k=top_k, ids=[i.id for i in good]) if good else [])
+            for item in pending:
+                if item.error is None:
+                    writer.write_result(item, next(results))
+                    answered += 1
+                else:
+                    writer.write_error(item)
+            bar.advance(task, len(pending))
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:.1f} q/s" if speed else "")
+            pending.clear()
+
+        for item in items:
+            if item.key in done:
+                bar.advance(task, 1)
+                continue
+            if item.error is None:
+                try:
+                    clean_question(item.question)
+                except BadQuestion as exc:
+                    item = dataclasses.replace(item, error=str(exc))
+            failed += item.error is not None
+            pending.append(item)
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+    skipped = len(done)
+    _err().print(f"{answered} answered, {failed} failed" + (f", {skipped} already done" if skipped else "")
+                 + (f" → {output}" if output else ""), highlight=False)
+    if failed:
+        raise typer.Exit(ExitStatus.PARTIAL)
+
+
+BATCH = 16  # questions answered together: one encoder call, results written straight after
+
+
+def _count_lines(file: str) -> int | None:
+    """Lines in the input, for the progress bar's ETA (None for stdin or an unreadable file)."""
+    if file == "-":
+        return None
+    try:
+        with open(file, "rb") as handle:
+            return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return None
+
+
 def main() -> None:
     """Entry point: run the app, turning expected failures into one line and an exit code."""
     from typer.exceptions import Abort, Exit, TyperException
 
     try:
-        app(standalone_mode=False, prog_name="qa")
+        code = app(standalone_mode=False, prog_name="qa")  # returns typer.Exit's code in this mode
+        sys.exit(code if isinstance(code, int) else ExitStatus.OK)
     except QAError as exc:
         _err().print(f"[red]qa: error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(int(exc.exit_code))

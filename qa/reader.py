@@ -241,7 +241,8 @@ def _numbers(tokens: list[Token]) -> list[Span]:
     i, n = 0, len(tokens)
     while i < n:
         t = tokens[i]
-        if t.word and t.number and not _is_date_token(t) and t.low not in {"both", "once", "twice", "single", "half"}:
+        in_date = (i > 0 and tokens[i - 1].low.rstrip(".") in MONTHS) or (i + 1 < n and tokens[i + 1].low.rstrip(".") in MONTHS)
+        if t.word and t.number and not in_date and not _is_date_token(t) and t.low not in {"both", "once", "twice", "single", "half"}:
             j = i + 1
             while j < n and tokens[j].word and tokens[j].number:
                 j += 1

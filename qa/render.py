@@ -75,3 +75,23 @@ def result(out: Console, r: Result) -> None:
         return
     for i, a in enumerate(r.answers, 1):
         answer(out, a, i if len(r.answers) > 1 else None)
+
+
+def passage(path: str, text: str, start: int, end: int, context: int | None) -> Text:
+    """Lines of text around [start:end] with the span highlighted; the whole text when context is None."""
+    if context is None:
+        lo, hi = 0, len(text)
+    else:
+        lo = start
+        for _ in range(context + 1):
+            lo = text.rfind("\n", 0, max(lo - 1, 0)) + 1 if lo > 0 else 0
+        hi = end
+        for _ in range(context + 1):
+            nxt = text.find("\n", hi + 1 if hi < len(text) and text[hi:hi + 1] == "\n" else hi)
+            hi = len(text) if nxt == -1 else nxt
+    first_line = text.count("\n", 0, lo) + 1
+    out = Text(f"{path}:{first_line}\n", style="cyan")
+    out.append(text[lo:start])
+    out.append(text[start:end], style="bold yellow reverse" if end > start else "")
+    out.append(text[end:hi])
+    return out

@@ -42,6 +42,17 @@ CURRENT = "CURRENT"
 VERIFY_BYTES = 64 << 20  # files up to this size are checked by sha256 on load; larger ones by size
 
 
+def _checkpoint(stage: str) -> None:
+    """Fault injection for the crash tests: QA_CRASH_AT=stage kills this process right here.
+
+    Stages: before-embedding, during-embedding, after-embedding, before-swap, after-swap.
+    """
+    if os.environ.get("QA_CRASH_AT") == stage:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -354,12 +365,15 @@ def build(
         def tick(n: int) -> None:
             nonlocal done
             done += n
+            _checkpoint("during-embedding")
             if progress:
                 progress("embedding", done, len(texts))
 
         if progress:
             progress("embedding", 0, len(texts))
+        _checkpoint("before-embedding")
         vectors = embedder.embed_batch(texts, progress=tick)
+        _checkpoint("after-embedding")
         p_vec[todo_p] = vectors[: len(todo_p)]
         s_vec[todo_s] = vectors[len(todo_p) :]
         report.embedded_passages, report.embedded_sentences = len(todo_p), len(todo_s)
@@ -507,8 +521,10 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
     _fsync_dir(root)
     pointer = root / f".{CURRENT}.tmp"
     _write_file(pointer, name.encode("utf-8"))
+    _checkpoint("before-swap")
     os.replace(pointer, root / CURRENT)  # the moment the new generation goes live
     _fsync_dir(root)
+    _checkpoint("after-swap")
     for stale in root.glob("gen-*"):
         if stale.name != name:
             shutil.rmtree(stale, ignore_errors=True)
