@@ -25,13 +25,15 @@ CALIBRATION = {
     "dense": 4.0,
     "bm25": 1.5,
     "coverage": 2.0,
-    "passage": 0.35,
+    "passage": 1.0,
     "span": 1.0,
     "span_score": 0.3,
+    "kind_ok": 1.0,
+    "missing": -3.0,
     "mismatch": -2.5,
-    "heading": -1.0,
+    "heading": -2.0,
 }
-THRESHOLD = 0.3  # abstain below this confidence; chosen in benchmarks/calibrate.py
+THRESHOLD = 0.6  # abstain below this confidence; see the note in README (calibration)
 
 
 def clean_question(question: str) -> str:
@@ -111,7 +113,10 @@ class Answerer:
                     "passage": hit.score - z_top,
                     "span": 1.0 if span else 0.0,
                     "span_score": max(-2.0, min(3.0, span.score)) if span else 0.0,
-                    "mismatch": 1.0 if reader.count_mismatch(tokens, span, question) else 0.0,
+                    "kind_ok": 1.0 if reader.kind_ok(span, question) else 0.0,
+                    # A typed question (who, when, how many ...) with no phrase of that type here.
+                    "missing": 1.0 if question.kind in reader.TYPED and not span else 0.0,
+                    "mismatch": reader.count_mismatch(tokens, span, question),
                     "heading": 1.0 if sent.heading else 0.0,
                 }
                 logit = CALIBRATION["bias"] + sum(CALIBRATION[name] * v for name, v in features.items())

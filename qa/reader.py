@@ -69,10 +69,12 @@ _Q_PATTERNS = [
     (r"\bwhose\b", "person"),
     (r"\bhow\s+(?:many|much)\b", "number"),
     (r"\b(?:for\s+)?how\s+long\b", "duration"),
-    (r"\bhow\s+(?:old|far|big|large|high|tall|often)\b", "number"),
+    (r"\bhow\s+often\b|\bhow\s+frequently\b", "frequency"),
+    (r"\bhow\s+(?:old|far|big|large|high|tall)\b", "number"),
+    (r"\bwhat\s+is\s+the\s+number\s+of\b", "number"),
     (r"\bwhat\s+(?:percentage|percent|proportion|number|amount)\b", "number"),
     (r"^\s*when\b|\b(?:what|which)\s+(?:date|year|day|month|time|century|decade|season)\b|\bat\s+what\s+(?:local\s+)?time\b|\bwhen\b", "date"),
-    (r"^\s*where\b|\b(?:which|what)\s+(?:city|country|place|town|capital|state|region|nation|province|village|continent|countries|cities|location|area)\b|\bwhere\b", "place"),
+    (r"^\s*where\b|\b(?:which|what)\s+(?:city|country|place|town|capital|state|region|nation|province|village|continent|location|area)\b|\bwhere\b", "place"),
     (r"^\s*why\b|\bwhat\s+(?:for|reason)\b|\bfor\s+what\s+(?:reason|purpose)\b|\bused\b.*\bfor\s*\?\s*$|\bwhy\b", "reason"),
     (r"\b(?:which|what)\s+(?:two|three|four|five|six|seven|eight|nine|ten)\b|\blist\b", "list"),
     (r"\b(?:which|what)\s+(?:person|leader|official|diplomat|minister|president|man|woman|envoy|politician|general)\b", "person"),
@@ -90,6 +92,7 @@ def analyse(question: str, weight_of=None) -> Question:
             break
     target: set[str] = set()
     m = re.search(r"\bhow\s+(?:many|much)\s+((?:[\w'’-]+\s+){0,2}?[\w'’-]+?)(?=\s+(?:did|do|does|are|is|were|was|have|has|had|will|would|can|could|remain|were)\b|\s*\?|$)", low)
+    m = m or re.search(r"\bthe\s+number\s+of\s+(?:the\s+)?((?:[\w'’-]+\s+){0,2}[\w'’-]+)", low)
     if m:
         target = set(_stem_words([w for w in m.group(1).split() if w not in STOPWORDS]))
     m2 = re.search(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,3})", low)
@@ -97,7 +100,7 @@ def analyse(question: str, weight_of=None) -> Question:
         for noun in m2.group(1).split():  # the head noun: "which Syrian opposition *leader*"
             plural = noun.endswith("s") and noun[:-1] in PERSON_NOUNS | PLACE_NOUNS or noun in {"countries", "cities", "people"}
             if noun in PERSON_NOUNS or noun in PLACE_NOUNS or noun in TIME_NOUNS or plural:
-                kind = ("list" if plural else "person" if noun in PERSON_NOUNS else
+                kind = ("list" if plural and noun not in {"people"} or noun in {"countries", "cities"} else "person" if noun in PERSON_NOUNS else
                         "place" if noun in PLACE_NOUNS else "date")
                 break
     content = [w.replace("’", "'") for w in re.findall(r"[^\W_]+(?:['’-][^\W_]+)*", low)]
@@ -120,6 +123,10 @@ class Token:
     end: int
     low: str
     stem: str
+    parts: frozenset = frozenset()  # stems of hyphenated parts: "guarantor-countries" matches "countries"
+
+    def matches(self, stems) -> bool:
+        return self.stem in stems or not self.parts.isdisjoint(stems)
 
     @property
     def word(self) -> bool:
@@ -146,7 +153,11 @@ def tokenize(text: str, start: int, end: int) -> list[Token]:
         else:
             tokens.append(Token(t, s, e, low, ""))
     stems = _stem_words([t.low for t in tokens])
-    return [Token(t.text, t.start, t.end, t.low, st) for t, st in zip(tokens, stems)]
+    out = []
+    for t, st in zip(tokens, stems):
+        parts = frozenset(_stem_words([p for p in t.low.split("-") if p])) if "-" in t.low else frozenset()
+        out.append(Token(t.text, t.start, t.end, t.low, st, parts))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,8 +282,11 @@ def _chunks(tokens: list[Token], question: Question) -> list[Span]:
     while i < n:
         if tokens[i].word and tokens[i].stem not in question.stems and tokens[i].low not in STOPWORDS:
             j = i + 1
+            if tokens[i].low in REPORTING:
+                i += 1
+                continue
             while j < n and tokens[j].word and tokens[j].stem not in question.stems and not (
-                tokens[j].low in {"and", "or", "but", "that", "which", "who", "said", "says", "added", "noted"}
+                tokens[j].low in {"and", "or", "but", "that", "which", "who"} | REPORTING
             ):
                 j += 1
             while j > i + 1 and tokens[j - 1].low in STOPWORDS:
@@ -330,6 +344,11 @@ def _name_list(tokens: list[Token], k: int, open_ended: bool = False) -> list[Sp
     return [Span(i, right.j, "list")]
 
 
+REPORTING = {"said", "says", "say", "added", "adds", "noted", "notes", "continued", "stressed", "told", "stated",
+             "explained", "emphasized", "emphasised", "according", "reported", "announced", "asked", "claimed", "insisted"}
+FREQUENCY = {"daily", "weekly", "monthly", "yearly", "annually", "hourly", "always", "often", "regularly",
+             "constantly", "permanently", "rarely", "seldom", "sometimes", "never", "occasionally", "frequently",
+             "usually", "nightly", "biweekly", "twice", "once"}
 LIST_STOPS = {"in", "to", "at", "from", "by", "with", "on", "for", "into", "of", "that", "which", "who", "said", "says",
               "are", "is", "were", "was", "be", "been", "include", "includes", "including"}
 
@@ -342,6 +361,7 @@ _KIND_SPANS = {
     "entity": ("name", "number", "date", "chunk"),
     "list": ("list", "chunk"),
     "reason": ("reason",),
+    "frequency": ("frequency",),
 }
 
 
@@ -349,7 +369,7 @@ def candidates(tokens: list[Token], question: Question) -> list[Span]:
     names = _names(tokens)
     spans: list[Span] = []
     if question.kind == "person":
-        spans += [p for p in (_person(tokens, s) for s in names) if p and p.kind == "person"]
+        spans += [p for p in (_person(tokens, s) for s in names if not _is_nationality(tokens, s)) if p and p.kind == "person"]
     elif question.kind == "place":
         spans += [s for s in names if not _is_nationality(tokens, s)]
     elif question.kind == "date":
@@ -364,6 +384,8 @@ def candidates(tokens: list[Token], question: Question) -> list[Span]:
         spans += _lists(tokens, question) + _chunks(tokens, question) + names
     elif question.kind == "reason":
         spans += _reasons(tokens, question)
+    elif question.kind == "frequency":
+        spans += _frequencies(tokens)
     elif question.kind == "entity":
         spans += names + _numbers(tokens) + _dates(tokens) + _chunks(tokens, question)
     return [t for t in (_trim(tokens, s, question) for s in spans) if t is not None]
@@ -375,6 +397,8 @@ def _trim(tokens: list[Token], span: Span, question: Question) -> Span | None:
         return (not t.word) or t.stem in question.stems or t.low in STOPWORDS or t.low == "'s"
 
     i, j = span.i, span.j
+    if span.kind == "date":
+        return span  # "February 22" stays whole even when the question says "February"
     keep_function_words = span.kind in ("reason", "list")  # "his role as a mediator", "the political process"
     while i < j and echo(tokens[i]) and not (span.kind == "number" and tokens[i].low in NUMBER_MODIFIERS) \
             and not (keep_function_words and tokens[i].word and tokens[i].stem not in question.stems):
@@ -386,7 +410,24 @@ def _trim(tokens: list[Token], span: Span, question: Question) -> Span | None:
     return Span(i, j, span.kind)
 
 
+def _frequencies(tokens: list[Token]) -> list[Span]:
+    """"almost daily", "every week", "twice a month"."""
+    spans = []
+    for k, t in enumerate(tokens):
+        if t.low in FREQUENCY:
+            i = k - 1 if k and tokens[k - 1].low in {"almost", "nearly", "practically", "virtually", "very", "quite"} else k
+            j = k + 1
+            if t.low in {"twice", "once"} and k + 2 < len(tokens) and tokens[k + 1].low in {"a", "per", "every"}:
+                j = k + 3
+            spans.append(Span(i, j, "frequency"))
+        elif t.low == "every" and k + 1 < len(tokens) and tokens[k + 1].low in {"day", "week", "month", "year", "morning", "evening", "night"}:
+            spans.append(Span(k, k + 2, "frequency"))
+    return spans
+
+
 def _is_nationality(tokens: list[Token], span: Span) -> bool:
+    if span.j - span.i == 1 and "-" in tokens[span.i].low:  # "Russian-U.S.": adjectives, not a place
+        return all(re.search(r"(ian|ese|ish|an|i)$", p) or "." in p for p in tokens[span.i].low.split("-"))
     return span.j - span.i == 1 and re.search(r"(ian|ese|ish|an|i)$", tokens[span.i].low) is not None and tokens[span.i].low not in {"iran", "japan", "oman", "sudan", "taiwan", "pakistan", "afghanistan", "astana", "tehran", "bahrain"}
 
 
@@ -413,7 +454,7 @@ def _reasons(tokens: list[Token], question: Question) -> list[Span]:
 
 
 def _matched(tokens: list[Token], question: Question) -> list[int]:
-    return [k for k, t in enumerate(tokens) if t.word and t.stem in question.stems]
+    return [k for k, t in enumerate(tokens) if t.word and t.matches(question.stems)]
 
 
 def coverage(tokens: list[Token], question: Question) -> float:
@@ -421,7 +462,7 @@ def coverage(tokens: list[Token], question: Question) -> float:
     total = sum(question.weights.values())
     if not total:
         return 0.0
-    present = {t.stem for t in tokens}
+    present = {t.stem for t in tokens}.union(*(t.parts for t in tokens))
     return sum(w for s, w in question.weights.items() if s in present) / total
 
 
@@ -453,23 +494,46 @@ def best_span(tokens: list[Token], question: Question) -> Span | None:
             score += 0.03 * length  # a list is long by nature
         if question.target and s.kind == "number":
             score += _count_noun_bonus(tokens, s, question)
+        if s.kind == "person":
+            words = [t for t in tokens[s.i : s.j] if t.word]
+            score += 0.5 if len(words) >= 2 else 0.0
+            score += 0.7 if s.i > 0 and tokens[s.i - 1].low in ROLE_WORDS else 0.0
+        if question.kind == "place" and s.kind == "name":
+            score += 1.0 if s.i == 0 and s.j < len(tokens) and tokens[s.j].text == "," and tokens[s.i].text.isupper() else 0.0  # dateline
+            score += 0.6 if s.i > 0 and tokens[s.i - 1].low in {"in", "at", "from", "to", "near", "into"} else 0.0
+            score -= 1.0 if any(t.low in ROLE_WORDS for t in tokens[s.i : s.j]) else 0.0
+        if "name" in question.stems and s.kind == "name":
+            score += 0.5
         scored.append(Span(s.i, s.j, s.kind, score))
     return max(scored, key=lambda s: s.score)
 
 
 def _count_noun_bonus(tokens: list[Token], span: Span, question: Question) -> float:
     """"How many fighters": a number counting the asked noun wins; one counting another question noun loses."""
-    following = [t for t in tokens[span.j : span.j + 3] if t.word][:2]
-    stems = {t.stem for t in following}
-    if stems & question.target:
+    following = [t for t in tokens[span.j : span.j + 4] if t.word][:3]
+    if any(t.matches(question.target) for t in following):
         return 2.0
-    if stems & (question.stems - question.target):
-        return -3.0
+    if any(t.matches(question.stems - question.target) for t in following):
+        return -3.0  # counts another thing the question names: "four *corridors*" for "how many people"
+    if any(t.low not in STOPWORDS for t in following[:1]):
+        return -1.0  # counts something else: "900 militants" for "how many civilians"
     return 0.0
 
 
-def count_mismatch(tokens: list[Token], span: Span | None, question: Question) -> bool:
-    return bool(span and span.kind == "number" and question.target and _count_noun_bonus(tokens, span, question) < 0)
+TYPED = {"person", "place", "date", "number", "duration", "frequency", "list", "reason"}
+
+
+def kind_ok(span: Span | None, question: Question) -> bool:
+    """Did the sentence offer a phrase of the kind the question asks for?"""
+    return bool(span) and span.kind == _KIND_SPANS.get(question.kind, (span.kind,))[0]
+
+
+def count_mismatch(tokens: list[Token], span: Span | None, question: Question) -> float:
+    """How surely the number found counts something other than what the question asks about."""
+    if not (span and span.kind == "number" and question.target):
+        return 0.0
+    bonus = _count_noun_bonus(tokens, span, question)
+    return 1.0 if bonus <= -3 else 0.5 if bonus < 0 else 0.0
 
 
 def sigmoid(x: float) -> float:
