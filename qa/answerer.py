@@ -145,6 +145,9 @@ class Answerer:
         best = group[0]
         citations, seen = [], set()
         for c in group:
+            # The same words in an unrelated sentence ("four" areas vs "four" corridors) are not support.
+            if c is not best and reader.sigmoid(c.logit) < self.threshold:
+                continue
             if (c.sentence, c.start) not in seen:
                 seen.add((c.sentence, c.start))
                 citations.append(self.citation(c))

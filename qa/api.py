@@ -23,20 +23,29 @@ def build_index(corpus: Path, root: Path, model: str, rebuild: bool = False, pro
     embedder = embedder or embedder_mod.get(model)
     report = store.build(corpus, root, embedder, settings, rebuild=rebuild, progress=progress)
     if model == embedder_mod.MiniLM.name:
-        from . import onnx_encoder
-
-        target = root / ENCODER_DIR
-        if not onnx_encoder.is_current(target):
-            with store.locked(root):
-                onnx_encoder.export(target)
+        _export_encoder(root)
     return report
+
+
+def _export_encoder(root: Path) -> None:
+    """Export the query encoder to ONNX once per model version (about 3 s, 90 MB)."""
+    try:
+        from . import onnx_encoder
+    except ImportError:  # onnxruntime missing: questions are encoded by the model itself, slower
+        return
+    target = root / ENCODER_DIR
+    if not onnx_encoder.is_current(target):
+        with store.locked(root):
+            onnx_encoder.export(target)
 
 
 def query_encoder(root: Path, model: str):
     """The encoder for questions: ONNX when exported (no torch import), else the model itself."""
     if model == embedder_mod.MiniLM.name:
-        from . import onnx_encoder
-
+        try:
+            from . import onnx_encoder
+        except ImportError:
+            return embedder_mod.get(model)
         target = root / ENCODER_DIR
         if onnx_encoder.is_current(target):
             return onnx_encoder.OnnxEncoder(target)
@@ -65,8 +74,8 @@ def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=
         shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         notify(f"the corpus changed since indexing ({shown}) — updating {root}/")
         build_index(corpus, root, model, progress=progress, settings=settings)
-    elif not (root / ENCODER_DIR).exists() and model == embedder_mod.MiniLM.name:
-        build_index(corpus, root, model, progress=progress, settings=settings)
+    elif model == embedder_mod.MiniLM.name and not (root / ENCODER_DIR).exists():
+        _export_encoder(root)
     return store.load(root)
 
 

@@ -5,6 +5,7 @@ index searches by.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import zlib
@@ -50,7 +51,12 @@ class MiniLM:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # qa draws its own progress on stderr
 
             self._model = SentenceTransformer(self.path(), device="cpu")
         return self._model
@@ -102,7 +108,9 @@ class Hashing:
 MODELS = {MiniLM.name: MiniLM, Hashing.name: Hashing}
 
 
+@functools.lru_cache(maxsize=None)
 def get(name: str = DEFAULT_MODEL) -> Embedder:
+    """The named embedder; one instance per process, so the model loads once."""
     from .errors import BadInput
 
     try:
