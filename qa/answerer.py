@@ -86,9 +86,13 @@ class Answerer:
 
     def ask_batch(self, questions: list[str], k: int = 1, ids: list[str | None] | None = None) -> list[Result]:
         cleaned = [clean_question(q) for q in questions]
-        signals = self.retriever.signals_batch(cleaned)
+        return self.answer_signals(cleaned, self.retriever.signals_batch(cleaned), k, ids)
+
+    def answer_signals(self, questions: list[str], signals: list[Signals], k: int = 1,
+                       ids: list[str | None] | None = None) -> list[Result]:
+        """Answer cleaned questions whose retrieval signals are already computed."""
         ids = ids or [None] * len(questions)
-        return [self._answer(q, s, k, i) for q, s, i in zip(cleaned, signals, ids)]
+        return [self._answer(q, s, k, i) for q, s, i in zip(questions, signals, ids)]
 
     def ask(self, question: str, k: int = 1, id: str | None = None) -> Result:
         return self.ask_batch([question], k, [id])[0]

@@ -377,6 +377,77 @@ def _count_lines(file: str) -> int | None:
         return None
 
 
+@app.command("eval")
+def eval_(
+    gold: Annotated[Path, typer.Argument(help="Questions with gold answers (.jsonl as in seeds-dev), or SQuAD JSON with --squad.", exists=True, dir_okay=False)],
+    squad: Annotated[bool, typer.Option("--squad", help="GOLD is a SQuAD file: index its paragraphs as the corpus.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the figures as JSON only.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw accuracy against coverage and a reliability diagram to this PNG.", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N questions.", show_default=False)] = None,
+    corpus: CorpusOpt = DEFAULT_CORPUS,
+    index: IndexOpt = DEFAULT_INDEX,
+    model: ModelOpt = "all-MiniLM-L6-v2",
+) -> None:
+    """Measure qa on questions with known answers: retrieval, answers, abstention, calibration.
+
+    Reports the figures of shared/eval/score.py (sentence_acc, span EM/F1, answered,
+    abstain_ok, offsets_ok) plus recall@1/5/20, MRR, and ECE/Brier of the confidence,
+    with BM25-only and dense-only retrieval beside qa's fused ranking.
+
+    \b
+    Examples:
+      qa eval ../shared/eval/seeds-dev.jsonl
+      qa eval dev-v1.1.json --squad --index squad-vectors --json
+      qa eval ../shared/eval/seeds-dev.jsonl --plot calibration.png
+    """
+    from . import evaluate
+    from .retriever import Retriever, Weights
+
+    if squad:
+        corpus = index.parent / f"{index.name}-corpus"
+        golds = evaluate.write_squad_corpus(gold, corpus)
+    else:
+        golds = evaluate.load_gold(gold)
+    golds = golds[:limit] if limit else golds
+    answerer = _open(corpus, index, model)
+    baselines = {
+        "bm25": Retriever(answerer.index, answerer.retriever.encoder, Weights(1, 0, 0, 0)),
+        "dense": Retriever(answerer.index, answerer.retriever.encoder, Weights(0, 1, 0, 0)),
+    }
+    progress = _Progress()
+    try:
+        report = evaluate.evaluate(answerer, golds, baselines=baselines, progress=progress)
+    finally:
+        progress.close()
+    if plot:
+        evaluate.plot(report, plot)
+    if json_:
+        sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+        return
+    from rich.table import Table
+
+    from .render import console
+
+    out = console()
+    figures = report.to_json()
+    table = Table(title=f"{len(golds)} questions", show_header=True)
+    table.add_column("retrieval")
+    for k in ("recall@1", "recall@5", "recall@20", "mrr"):
+        table.add_column(k, justify="right")
+    for name, r in [("qa (fused)", figures["retrieval"]), *figures["baselines"].items()]:
+        table.add_row(name, *(f"{r[k]:.3f}" for k in ("recall@1", "recall@5", "recall@20", "mrr")))
+    out.print(table)
+    answers = Table(show_header=True)
+    keys = ["sentence_acc", "span_em", "span_f1", "answered", "abstain_ok", "offsets_ok", "mean_answer_tokens"]
+    for k in keys + ["ece", "brier"]:
+        answers.add_column(k, justify="right")
+    cal = figures["calibration"]
+    answers.add_row(*("—" if figures[k] is None else str(figures[k]) for k in keys), f"{cal['ece']:.3f}", f"{cal['brier']:.3f}")
+    out.print(answers)
+    if plot:
+        _err().print(f"plot written to {plot}", highlight=False)
+
+
 def main() -> None:
     """Entry point: run the app, turning expected failures into one line and an exit code."""
     from typer.exceptions import Abort, Exit, TyperException

@@ -11,7 +11,8 @@ CONTEXT_CHARS = 110  # shown either side of the answer inside a long sentence
 
 def console(stderr: bool = False) -> Console:
     # rich already honours NO_COLOR and drops colour when the stream is not a terminal.
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # Messages on stderr stay one line each, however narrow the terminal.
+    return Console(stderr=stderr, highlight=False, soft_wrap=stderr)
 
 
 def _excerpt(sentence: str, start: int, end: int) -> Text:

@@ -156,11 +156,14 @@ def current_generation(root: Path) -> Path | None:
         name = (root / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise IndexDamaged(f"cannot read {root / CURRENT} ({exc.strerror}); run `qa index --rebuild`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexDamaged(f"the index in {root}/ is damaged ({CURRENT}: {type(exc).__name__}) — run `qa index --rebuild`") from None
     if not name.startswith("gen-") or "/" in name:
         raise IndexDamaged(f"{root}/ is damaged ({CURRENT} is garbled) — run `qa index --rebuild`")
     return root / name
+
+
+MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "corpus", "counts", "files", "data"}
 
 
 def read_manifest(root: Path) -> dict:
@@ -170,10 +173,12 @@ def read_manifest(root: Path) -> dict:
         raise IndexMissing(f"no index in {root}/ — run `qa index`")
     try:
         manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not MANIFEST_KEYS <= manifest.keys():
+            raise ValueError("manifest.json lacks its fields")
         if manifest.get("format") != FORMAT:
             raise IndexForeign(f"{root}/ was written by another version of qa (format {manifest.get('format')}); run `qa index --rebuild`")
         return manifest
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise IndexDamaged(f"the index in {root}/ is damaged ({type(exc).__name__}) — run `qa index --rebuild`") from None
 
 
@@ -222,7 +227,7 @@ def load(root: Path, verify: bool = True) -> Index:
         index._faiss = faiss.read_index(str(gen / "passages.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
     except IndexDamaged:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError) as exc:
         raise IndexDamaged(f"{damaged} ({type(exc).__name__}: {str(exc)[:80]}) — run `qa index --rebuild`") from None
     counts = manifest["counts"]
     consistent = (
@@ -280,11 +285,12 @@ def stale_files(root: Path, corpus_root: Path, manifest: dict | None = None) -> 
             continue
         try:
             st = path.stat()
-        except OSError:
-            changed.append(name)
+        except OSError:  # a dangling link or a loop: changed only if it was readable before
+            if entry.get("stat") is not None:
+                changed.append(name)
             continue
         if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
-            if entry.get("file_sha256") != corpus_mod.file_digest(path):
+            if st.st_size > corpus_mod.MAX_FILE_BYTES or entry.get("file_sha256") != corpus_mod.file_digest(path):
                 changed.append(name)
     changed += [name for name in recorded if name not in seen]
     return changed
@@ -394,7 +400,9 @@ def _corpus_stats(corpus_root: Path) -> dict[str, tuple[list[int], str]]:
     for path in corpus_mod.discover(corpus_root):
         try:
             st = path.stat()
-            out[corpus_mod.relative_name(path, corpus_root)] = ([st.st_size, st.st_mtime_ns], corpus_mod.file_digest(path))
+            # A file over the size limit is skipped unread; its stamp alone tells if it changed.
+            digest = corpus_mod.file_digest(path) if st.st_size <= corpus_mod.MAX_FILE_BYTES else None
+            out[corpus_mod.relative_name(path, corpus_root)] = ([st.st_size, st.st_mtime_ns], digest)
         except OSError:
             continue
     return out
