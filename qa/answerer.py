@@ -43,7 +43,7 @@ def clean_question(question: str) -> str:
     text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in question)
     text = " ".join(text.split())
     if not any(ch.isalnum() for ch in text):
-        raise BadQuestion("the question is empty; ask something like: qa ask \"Who is the UN's special envoy for Syria?\"")
+        raise BadQuestion("the question is empty; ask something like \"Who is the UN's special envoy for Syria?\"")
     return text
 
 

@@ -18,7 +18,7 @@ Exit codes:
   2    usage error (bad option or argument)
   3    bad input: empty or too-long question, missing or empty corpus, unreadable input file
   4    no usable index: missing, stale, damaged, or built with another model or settings
-  5    batch finished, but some input lines failed (see their error records)
+  5    batch or piped chat finished, but some input lines failed
   6    another `qa index` is updating the index
   130  interrupted (Ctrl-C)"""
 
@@ -450,8 +450,13 @@ def eval_(
 
 def main() -> None:
     """Entry point: run the app, turning expected failures into one line and an exit code."""
+    import signal
+
     from typer.exceptions import Abort, Exit, TyperException
 
+    # `qa batch - | head`: die quietly on a closed pipe, as Unix filters do, instead of a
+    # BrokenPipeError that click would turn into exit 1.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         code = app(standalone_mode=False, prog_name="qa")  # returns typer.Exit's code in this mode
         sys.exit(code if isinstance(code, int) else ExitStatus.OK)
@@ -468,9 +473,6 @@ def main() -> None:
     except KeyboardInterrupt:
         _err().print("qa: interrupted", highlight=False)
         sys.exit(ExitStatus.INTERRUPTED)
-    except BrokenPipeError:
-        sys.stderr.close()  # `qa batch ... | head`: the reader left; not an error
-        sys.exit(ExitStatus.OK)
     except Exception as exc:  # a bug: one line, with the way to see more
         if os.environ.get("QA_DEBUG"):
             raise
