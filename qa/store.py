@@ -290,7 +290,8 @@ def stale_files(root: Path, corpus_root: Path, manifest: dict | None = None) -> 
                 changed.append(name)
             continue
         if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
-            if st.st_size > corpus_mod.MAX_FILE_BYTES or entry.get("file_sha256") != corpus_mod.file_digest(path):
+            digest = _digest_or_none(path, st.st_size)
+            if digest is None or entry.get("file_sha256") != digest:
                 changed.append(name)
     changed += [name for name in recorded if name not in seen]
     return changed
@@ -361,6 +362,7 @@ def build(
             report.unchanged = True
             if not _stats_differ(old.manifest, corpus_root, documents):
                 report.generation = old.manifest["generation"]
+                _remove_old_generations(root, report.generation)  # what a crash after the swap left
                 return report
             # Same content, new timestamps (a touch, a fresh checkout): record the new stamps, embed nothing.
 
@@ -395,16 +397,25 @@ def _stats_differ(manifest: dict, corpus_root: Path, documents: list[Document]) 
     return any(manifest["files"].get(d.path, {}).get("stat") != stats.get(d.path, [None])[0] for d in documents)
 
 
+def _digest_or_none(path: Path, size: int) -> str | None:
+    if size > corpus_mod.MAX_FILE_BYTES:
+        return None
+    try:
+        return corpus_mod.file_digest(path)
+    except OSError:
+        return None
+
+
 def _corpus_stats(corpus_root: Path) -> dict[str, tuple[list[int], str]]:
     out = {}
     for path in corpus_mod.discover(corpus_root):
         try:
             st = path.stat()
-            # A file over the size limit is skipped unread; its stamp alone tells if it changed.
-            digest = corpus_mod.file_digest(path) if st.st_size <= corpus_mod.MAX_FILE_BYTES else None
-            out[corpus_mod.relative_name(path, corpus_root)] = ([st.st_size, st.st_mtime_ns], digest)
         except OSError:
             continue
+        # A file over the size limit is skipped unread, an unreadable one can't be hashed:
+        # for both, the stamp alone tells whether it changed.
+        out[corpus_mod.relative_name(path, corpus_root)] = ([st.st_size, st.st_mtime_ns], _digest_or_none(path, st.st_size))
     return out
 
 
@@ -533,9 +544,14 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
     os.replace(pointer, root / CURRENT)  # the moment the new generation goes live
     _fsync_dir(root)
     _checkpoint("after-swap")
+    _remove_old_generations(root, name)
+    return name
+
+
+def _remove_old_generations(root: Path, live: str) -> None:
+    """Delete every generation but the live one, and half-written ones a crash left behind."""
     for stale in root.glob("gen-*"):
-        if stale.name != name:
+        if stale.name != live:
             shutil.rmtree(stale, ignore_errors=True)
     for leftover in root.glob(".gen-*.tmp"):
         shutil.rmtree(leftover, ignore_errors=True)
-    return name
