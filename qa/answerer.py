@@ -18,22 +18,24 @@ from .types import Answer, Citation, Hit, Result
 MAX_QUESTION_CHARS = 2000
 PASSAGES = 5  # passages whose sentences compete to hold the answer
 
-# Logistic weights over the features of a candidate sentence; fitted by benchmarks/calibrate.py
-# on SQuAD v1.1 dev questions (label: the sentence holds a gold answer).
+# Logistic weights over the features of a candidate sentence, fitted by benchmarks/calibrate.py
+# on SQuAD v1.1 dev articles 0-23 (label: the sentence holds a gold answer in the gold paragraph);
+# on held-out articles 24-47 they raised sentence accuracy from 0.713 to 0.751 and cut the
+# expected calibration error from 0.247 to 0.135 against the hand-set weights before them.
 CALIBRATION = {
-    "bias": -4.0,
-    "dense": 4.0,
-    "bm25": 1.5,
-    "coverage": 2.0,
-    "passage": 1.0,
-    "span": 1.0,
-    "span_score": 0.3,
-    "kind_ok": 1.0,
-    "missing": -3.0,
-    "mismatch": -2.5,
-    "heading": -2.0,
+    "bias": -4.485,
+    "dense": 2.225,  # cosine of question and sentence
+    "bm25": 2.194,  # sentence BM25 over the best sentence's
+    "coverage": 1.953,  # share of the question's idf-weighted words in the sentence
+    "passage": 2.79,  # fused passage score minus the best passage's (z units)
+    "span": 0.035,
+    "span_score": -0.014,
+    "kind_ok": 0.228,  # a phrase of the asked kind was found
+    "missing": -1.004,  # a typed question (who, when, how many ...) with no such phrase here
+    "mismatch": -0.702,  # the number found counts something else
+    "heading": 0.0,
 }
-THRESHOLD = 0.6  # abstain below this confidence; see the note in README (calibration)
+THRESHOLD = 0.25  # measured in benchmarks/calibrate.py: keeps 98.9% of answerable SQuAD questions
 
 
 def clean_question(question: str) -> str:
@@ -74,6 +76,7 @@ class Answerer:
         self._idf = lambda stem: float(bm25.idf[bm25.vocab[stem]]) if stem in bm25.vocab else float(bm25.idf.max(initial=1.0))
         self._paths: dict[int, str] = {}
         self._tokens: dict[int, list] = {}  # sentence -> word tokens; tokenising dominated a warm answer
+        self.places = reader.place_names(d.text for d in index.documents)
 
     def tokens(self, s: int) -> list:
         tokens = self._tokens.get(s)
@@ -108,8 +111,10 @@ class Answerer:
             p = index.passage(hit.passage)
             for s in range(p.first_sentence, p.last_sentence):
                 sent = index.sentence(s)
+                if sent.heading:
+                    continue  # headlines help retrieval; answers come from the article body
                 tokens = self.tokens(s)
-                span = reader.best_span(tokens, question)
+                span = reader.best_span(tokens, question, self.places)
                 features = {
                     "dense": float(signals.dense_sentence[s]),
                     "bm25": float(signals.bm25_sentence[s]) / top_bm25,

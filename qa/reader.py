@@ -39,7 +39,7 @@ PERSON_NOUNS = {"person", "leader", "official", "diplomat", "minister", "preside
                 "secretary", "spokesman", "representative", "member", "figure", "ruler", "coach", "artist"}
 TIME_NOUNS = {"year", "date", "day", "time", "month", "century", "decade", "period", "era", "hour", "season"}
 # Words that head organisation names: a person's name starts after them.
-ORG_WORDS = {"front", "party", "council", "ministry", "liberation", "union", "organization", "organisation", "army",
+ORG_WORDS = {"nations", "states", "front", "party", "council", "ministry", "liberation", "union", "organization", "organisation", "army",
              "committee", "group", "agency", "office", "department", "coalition", "movement", "force", "forces",
              "university", "company", "corporation", "association", "league", "church", "court", "assembly"}
 # Titles and roles before a name: "Deputy Foreign Minister Mikhail Bogdanov" -> "Mikhail Bogdanov".
@@ -134,7 +134,8 @@ class Token:
 
     @property
     def capitalised(self) -> bool:
-        return self.text[0].isupper() or (self.text[0].isdigit() and False)
+        # "Geneva-based", "US-led": adjectives, not names
+        return self.text[0].isupper() and not ("-" in self.text and self.text.rsplit("-", 1)[1][:1].islower())
 
     @property
     def number(self) -> bool:
@@ -365,11 +366,42 @@ _KIND_SPANS = {
 }
 
 
-def candidates(tokens: list[Token], question: Question) -> list[Span]:
+_PLACE_CUE = re.compile(r"\b(?:in|at|from|near|into|across|outside|inside|throughout)\s+([A-Z][\w’'-]+)")
+
+
+def place_names(texts) -> frozenset[str]:
+    """Capitalised words the corpus itself uses as places ("in Geneva", "from Moscow"), lower-cased.
+
+    A gazetteer drawn from the articles: it tells "Moscow" from a person without any model.
+    """
+    found = set()
+    for text in texts:
+        found.update(m.group(1).lower().replace("’", "'") for m in _PLACE_CUE.finditer(text))
+    return frozenset(found - STOPWORDS)
+
+
+def _strip_places(tokens: list[Token], span: Span | None, places: frozenset[str]) -> Span | None:
+    """"Syria Staffan de Mistura" -> "Staffan de Mistura": a place before a name is not part of it."""
+    if span is None:
+        return None
+    i = span.i
+    while i < span.j - 1 and tokens[i].low in places:
+        i += 1
+    return Span(i, span.j, span.kind)
+
+
+def _is_place(tokens: list[Token], span: Span, places: frozenset[str]) -> bool:
+    words = [t for t in tokens[span.i : span.j] if t.word]
+    return bool(words) and all(t.low in places for t in words)
+
+
+def candidates(tokens: list[Token], question: Question, places: frozenset[str] = frozenset()) -> list[Span]:
     names = _names(tokens)
     spans: list[Span] = []
     if question.kind == "person":
-        spans += [p for p in (_person(tokens, s) for s in names if not _is_nationality(tokens, s)) if p and p.kind == "person"]
+        people = (_strip_places(tokens, _person(tokens, s), places) for s in names if not _is_nationality(tokens, s))
+        spans += [p for p in people if p and p.kind == "person" and not _is_place(tokens, p, places)
+                  and not _is_nationality(tokens, p)]
     elif question.kind == "place":
         spans += [s for s in names if not _is_nationality(tokens, s)]
     elif question.kind == "date":
@@ -466,9 +498,9 @@ def coverage(tokens: list[Token], question: Question) -> float:
     return sum(w for s, w in question.weights.items() if s in present) / total
 
 
-def best_span(tokens: list[Token], question: Question) -> Span | None:
+def best_span(tokens: list[Token], question: Question, places: frozenset[str] = frozenset()) -> Span | None:
     """The candidate phrase nearest the question's words in the sentence, or None."""
-    spans = candidates(tokens, question)
+    spans = candidates(tokens, question, places)
     if not spans:
         return None
     matched = _matched(tokens, question)
@@ -499,6 +531,7 @@ def best_span(tokens: list[Token], question: Question) -> Span | None:
             score += 0.5 if len(words) >= 2 else 0.0
             score += 0.7 if s.i > 0 and tokens[s.i - 1].low in ROLE_WORDS else 0.0
         if question.kind == "place" and s.kind == "name":
+            score += 0.8 if _is_place(tokens, s, places) else 0.0
             score += 1.0 if s.i == 0 and s.j < len(tokens) and tokens[s.j].text == "," and tokens[s.i].text.isupper() else 0.0  # dateline
             score += 0.6 if s.i > 0 and tokens[s.i - 1].low in {"in", "at", "from", "to", "near", "into"} else 0.0
             score -= 1.0 if any(t.low in ROLE_WORDS for t in tokens[s.i : s.j]) else 0.0

@@ -1,0 +1,311 @@
+"""SQuAD-open benchmark: qa's retrieval, answers and calibration over the SQuAD v1.1 dev paragraphs.
+
+Every paragraph is one document (title line, blank line, context); a question counts as retrieved
+at k when its own paragraph is among the top k documents (shared/data/squad/README.md).
+
+    python benchmarks/squad.py                  # all 10,570 questions
+    python benchmarks/squad.py --limit 500      # a quick run
+    python benchmarks/squad.py --articles 0:24  # only those articles' questions (same full index)
+    python benchmarks/squad.py --tune           # grid-search the fusion weights on articles 0-23
+    python benchmarks/squad.py --seeds          # the seeds dev set instead of SQuAD
+
+The index lives in benchmarks/out/ (gitignored) and is reused while the corpus is unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qa import evaluate as ev  # noqa: E402
+from qa.answerer import Answerer, clean_question  # noqa: E402
+from qa.errors import BadQuestion  # noqa: E402
+from qa.retriever import Retriever, Weights  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+SQUAD = SHARED / "data" / "squad" / "dev-v1.1.json"
+SEEDS_GOLD = SHARED / "eval" / "seeds-dev.jsonl"
+OUT = ROOT / "benchmarks" / "out"
+MODEL = "all-MiniLM-L6-v2"
+TARGETS = {1: 0.82, 5: 0.96}  # fused R@1 / R@5 the project aims for
+RECALL_AT = (1, 5, 20)
+TUNE_ARTICLES = range(0, 24)  # hyperparameters are chosen on these, as in shared/FINDINGS.md
+GRID_STEP = 0.1
+SIGNALS = ("bm25", "dense", "bm25_sentence", "dense_sentence")
+BASELINES = {"BM25 alone": Weights(1, 0, 0, 0), "dense alone": Weights(0, 1, 0, 0)}
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def machine() -> dict:
+    """What the figures were measured on: the machine is shared, so load matters too."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model, "load": [round(x, 2) for x in os.getloadavg()]}
+
+
+class Ticker:
+    """Progress on stderr at most every few seconds, with a rate."""
+
+    def __init__(self, every: float = 10.0):
+        self.every, self.started, self.last = every, time.perf_counter(), 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done >= total or now - self.last >= self.every:
+            self.last = now
+            elapsed = now - self.started
+            say(f"  {stage}: {done:,}/{total:,} ({done / max(elapsed, 1e-9):.1f}/s, {elapsed:.0f}s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Index
+
+
+def open_index(corpus: Path, root: Path):
+    """Build or reuse the index; returns (index, query encoder, seconds, what happened)."""
+    from qa import store
+    from qa.api import build_index, query_encoder
+
+    started = time.perf_counter()
+    report = build_index(corpus, root, MODEL, progress=Ticker())
+    indexing = time.perf_counter() - started
+    what = ("reused" if report.unchanged else
+            f"embedded {report.embedded_passages:,} passages + {report.embedded_sentences:,} sentences")
+    index = store.load(root)
+    encoder = query_encoder(root, MODEL)  # ONNX when qa.onnx_encoder exported it, else the torch model
+    encoder.embed_batch(["warm up"])  # loads the model now, so its cost shows as loading, not as answering
+    return index, encoder, indexing, f"{what}; {index.n_passages:,} passages, {index.n_sentences:,} sentences"
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def table(rows: list[dict]) -> str:
+    """One table: retrieval for every row, answer figures where they were measured."""
+    columns = [("R@1", "r1"), ("R@5", "r5"), ("R@20", "r20"), ("MRR", "mrr"), ("sentence_acc", "sentence_acc"),
+               ("span_em", "span_em"), ("span_f1", "span_f1"), ("ECE", "ece")]
+    width = max(len(r["method"]) for r in rows) + 2
+    lines = [f"{'method':<{width}}" + "".join(f"{name:>13}" for name, _ in columns)]
+    for r in rows:
+        cells = "".join(f"{r[key]:>13.3f}" if r.get(key) is not None else f"{'—':>13}" for _, key in columns)
+        lines.append(f"{r['method']:<{width}}" + cells)
+    return "\n".join(lines)
+
+
+def retrieval_row(method: str, r: ev.Retrieval, **more) -> dict:
+    return {"method": method, "r1": r.recall[1], "r5": r.recall[5], "r20": r.recall[20], "mrr": r.mrr, **more}
+
+
+def weights_label(w: Weights) -> str:
+    return "/".join(f"{v:g}" for v in (w.bm25, w.dense, w.bm25_sentence, w.dense_sentence))
+
+
+def print_header(info: dict) -> None:
+    m = info["machine"]
+    print(f"machine: {m['nproc']} cores ({m['cpu']}), load {m['load'][0]:.2f} at start")
+    print(f"corpus: {info['corpus']} — {info['index']}; indexing {info['seconds']['indexing']:.1f}s, "
+          f"loading {info['seconds']['loading']:.1f}s")
+
+
+def print_targets(r: ev.Retrieval) -> None:
+    gaps = ", ".join(f"R@{k} {r.recall[k]:.3f} vs {t:.2f} ({r.recall[k] - t:+.3f})" for k, t in TARGETS.items())
+    print(f"targets (qa fused): {gaps}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def run_evaluate(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict, as_json: bool, plot: Path | None) -> None:
+    answerer = Answerer(index, encoder, corpus)
+    baselines = {name: Retriever(index, encoder, w) for name, w in BASELINES.items()}
+    say(f"evaluating {len(golds):,} questions")
+    report = ev.evaluate(answerer, golds, recall_at=RECALL_AT, progress=Ticker(), baselines=baselines)
+    seconds = dict(report.seconds)
+    info["seconds"].update(evaluation=seconds.pop("total"), **seconds)
+    info["questions_per_second"] = len(golds) / info["seconds"]["evaluation"]
+    m, cal = report.metrics, report.calibration
+    rows = [retrieval_row(name, report.baselines[name]) for name in BASELINES]
+    rows.append(retrieval_row(f"qa fused ({weights_label(answerer.retriever.weights)})", report.retrieval,
+                              sentence_acc=m.sentence_acc, span_em=m.span_em, span_f1=m.span_f1, ece=cal.ece))
+    if plot:
+        ev.plot(report, plot)
+    if as_json:
+        print(json.dumps({**info, "table": rows, "report": report.to_json()}, indent=1))
+        return
+    print_header(info)
+    print(f"questions: {m.questions:,} ({m.answerable:,} answerable); evaluated in {info['seconds']['evaluation']:.1f}s = "
+          f"{info['questions_per_second']:.1f} questions/s (signals {info['seconds']['signals']:.1f}s, "
+          f"ranking {info['seconds']['ranking']:.1f}s, answering {info['seconds']['answering']:.1f}s)")
+    print()
+    print(table(rows))
+    print()
+    print_targets(report.retrieval)
+    abstain = "—" if m.abstain_ok is None else f"{m.abstain_ok:.3f}"
+    at = "—" if cal.accuracy_at_threshold is None else f"{cal.accuracy_at_threshold:.3f}"
+    print(f"also: answered {m.answered:.3f}, abstain_ok {abstain}, offsets_ok {m.offsets_ok:.4f}, "
+          f"mean_answer_tokens {m.mean_answer_tokens:.2f}, Brier {cal.brier:.3f}; threshold {cal.threshold:g} keeps "
+          f"{cal.coverage_at_threshold:.1%} of questions at accuracy {at}")
+    if plot:
+        print(f"plot: {plot}")
+
+
+def simplex(step: float) -> list[Weights]:
+    """Every weighting of the four signals in steps of `step` summing to 1 (scale does not change ranks)."""
+    n = round(1 / step)
+    return [Weights(*(c / n for c in combo)) for combo in itertools.product(range(n + 1), repeat=4) if sum(combo) == n]
+
+
+def pool_ranks(index, unit: list[Retriever], signals, sources, names, grid: np.ndarray) -> np.ndarray:
+    """The gold document's rank under every weighting of the grid (0: not in the candidate pool).
+
+    Retriever.fuse with one unit weight yields that signal's z-scores over the shared candidate
+    pool, so any weighting's fused score is a dot product with them: one fuse per signal, not per
+    weighting.
+    """
+    z, pool = None, None
+    for j, retriever in enumerate(unit):
+        hits = retriever.fuse(signals, index.n_passages)
+        if z is None:
+            pool = np.array(sorted(h.passage for h in hits))
+            z = np.zeros((len(pool), len(unit)))
+        z[np.searchsorted(pool, [h.passage for h in hits]), j] = [h.score for h in hits]
+    docs = index.spans["pass_doc"][pool]
+    order = np.argsort(docs, kind="stable")
+    docs = docs[order]
+    starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+    best = np.maximum.reduceat(z[order] @ grid, starts, axis=0)  # (documents, weightings)
+    gold = np.array([names[d] in sources for d in docs[starts]])
+    if not gold.any():
+        return np.zeros(grid.shape[1], dtype=np.int32)
+    top = best[gold].max(axis=0)
+    return 1 + (best[~gold] > top).sum(axis=0).astype(np.int32)
+
+
+def figures(ranks: np.ndarray) -> ev.Retrieval:
+    return ev.retrieval_from_ranks([int(r) if r > 0 else None for r in ranks], RECALL_AT)
+
+
+def run_tune(index, encoder, golds: list[ev.Gold], info: dict, as_json: bool) -> None:
+    weightings = simplex(GRID_STEP)
+    grid = np.array([[w.bm25, w.dense, w.bm25_sentence, w.dense_sentence] for w in weightings]).T
+    unit = [Retriever(index, encoder, Weights(*(1.0 if i == j else 0.0 for i in range(4)))) for j in range(4)]
+    current = Retriever(index, encoder)
+    names = [Path(d.path).name for d in index.documents]
+    golds = [g for g in golds if g.answerable]
+    ranks = np.zeros((len(golds), len(weightings)), dtype=np.int32)
+    checked = disagree = 0
+    tick, started = Ticker(), time.perf_counter()
+    for lo in range(0, len(golds), 64):
+        chunk = golds[lo : lo + 64]
+        cleaned = []
+        for g in chunk:
+            try:
+                cleaned.append(clean_question(g.question))
+            except BadQuestion:
+                cleaned.append("?")  # never retrieves its paragraph: counts as a miss
+        for i, (g, s) in enumerate(zip(chunk, current.signals_batch(cleaned))):
+            ranks[lo + i] = pool_ranks(index, unit, s, g.sources, names, grid)
+            if lo + i < 500:  # the dot-product shortcut must agree with Retriever.fuse itself
+                exact = ev.document_rank(index, current.fuse(s, index.n_passages), g.sources, names) or 0
+                checked += 1
+                disagree += exact != ranks[lo + i, weightings.index(current.weights)]
+        tick("tuning", lo + len(chunk), len(golds))
+    seconds = time.perf_counter() - started
+    info["seconds"].update(tuning=seconds)
+    tune = np.array([int(g.sources[0][:2]) in TUNE_ARTICLES for g in golds])
+    if not tune.any():
+        raise SystemExit("no selected question is from articles 0-23; --tune needs them")
+    mrr = np.where(ranks[tune] > 0, 1.0 / np.maximum(ranks[tune], 1), 0.0).mean(axis=0)
+    r1 = ((ranks[tune] > 0) & (ranks[tune] <= 1)).mean(axis=0)
+    best = max(range(len(weightings)), key=lambda c: (round(mrr[c], 6), r1[c]))
+    chosen = {name: weightings.index(w) for name, w in BASELINES.items()}
+    chosen[f"qa fused ({weights_label(current.weights)})"] = weightings.index(current.weights)
+    chosen[f"tuned ({weights_label(weightings[best])})"] = best
+    rows = [retrieval_row(name, figures(ranks[:, c])) for name, c in chosen.items()]
+    held = [(name, figures(ranks[~tune, c])) for name, c in list(chosen.items())[-2:]] if (~tune).any() else []
+    ranking = sorted(range(len(weightings)), key=lambda c: -mrr[c])[:5]
+    if as_json:
+        print(json.dumps({**info, "table": rows, "grid_step": GRID_STEP, "tuning_questions": int(tune.sum()),
+                          "criterion": "MRR on articles 0-23", "best": weightings[best].as_dict(),
+                          "held_out": {n: r.to_json() for n, r in held},
+                          "fuse_check": {"questions": checked, "disagree": int(disagree)}}, indent=1))
+        return
+    print_header(info)
+    print(f"tuning: {len(weightings)} weightings (bm25/dense/bm25_sentence/dense_sentence, step {GRID_STEP:g}) chosen by "
+          f"MRR on {int(tune.sum()):,} questions of articles 0-23; figures below on all {len(golds):,} questions; "
+          f"{seconds:.1f}s")
+    print()
+    print(table(rows))
+    print()
+    print_targets(figures(ranks[:, weightings.index(current.weights)]))
+    for name, r in held:
+        print(f"held out (articles 24+, {r.questions:,} questions): {name}: R@1 {r.recall[1]:.3f}, R@5 {r.recall[5]:.3f}, "
+              f"MRR {r.mrr:.3f}")
+    print("best on articles 0-23 by MRR: " + "; ".join(f"{weights_label(weightings[c])} {mrr[c]:.4f}" for c in ranking))
+    print(f"check: the shortcut agreed with Retriever.fuse on {checked - disagree}/{checked} questions (ties aside)")
+
+
+def parse_articles(text: str) -> range:
+    try:
+        lo, hi = (int(x) if x else None for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("--articles takes A:B, e.g. 0:24") from None
+    return range(lo or 0, hi if hi is not None else 10**6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    parser.add_argument("--articles", type=parse_articles, help="only the questions of articles A:B (the index holds all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--tune", action="store_true", help="grid-search the fusion weights on articles 0-23")
+    parser.add_argument("--seeds", action="store_true", help="the seeds dev set over seeds/ instead of SQuAD")
+    parser.add_argument("--plot", type=Path, help="also write the calibration plot to this PNG")
+    args = parser.parse_args()
+    if args.seeds and (args.tune or args.articles):
+        parser.error("--tune and --articles apply to SQuAD, not --seeds")
+
+    info = {"machine": machine(), "seconds": {}}
+    if args.seeds:
+        corpus, root = ROOT / "seeds", OUT / "seeds"
+        golds = ev.load_gold(SEEDS_GOLD)
+    else:
+        corpus, root = OUT / "squad-v1" / "corpus", OUT / "squad-v1" / "index"
+        golds = ev.write_squad_corpus(SQUAD, corpus)
+        if args.articles:
+            golds = [g for g in golds if int(g.sources[0][:2]) in args.articles]
+    if args.limit:
+        golds = golds[: args.limit]
+    say(f"indexing {os.path.relpath(corpus)} into {os.path.relpath(root)}")
+    started = time.perf_counter()
+    index, encoder, info["seconds"]["indexing"], info["index"] = open_index(corpus, root)
+    info["seconds"]["loading"] = time.perf_counter() - started - info["seconds"]["indexing"]
+    info["corpus"] = f"{len(index.documents):,} documents from {os.path.relpath(corpus)}"
+    if args.tune:
+        run_tune(index, encoder, golds, info, args.json)
+    else:
+        run_evaluate(index, encoder, corpus, golds, info, args.json, args.plot)
+
+
+if __name__ == "__main__":
+    main()
