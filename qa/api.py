@@ -4,6 +4,7 @@ Paths are explicit here; only the CLI resolves defaults from flags and the envir
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +37,8 @@ def _export_encoder(root: Path) -> None:
     target = root / ENCODER_DIR
     if not onnx_encoder.is_current(target):
         with store.locked(root):
+            for leftover in root.glob(f".{ENCODER_DIR}-*.tmp"):  # from an export that was killed
+                shutil.rmtree(leftover, ignore_errors=True)
             onnx_encoder.export(target)
 
 
