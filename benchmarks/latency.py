@@ -10,9 +10,12 @@ sentence-transformers encode + FAISS flat search and BM25 alone.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as qa/cli.py sets it: one question at a time
+
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys

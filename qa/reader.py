@@ -110,6 +110,13 @@ def analyse(question: str, weight_of=None) -> Question:
     return Question(text, kind, frozenset(target), frozenset(stems), weights)
 
 
+# Patterns used per token, compiled once.
+_RE0 = re.compile(r"1\d{3}|20\d{2}|\d{1,2}:\d{2}")
+_RE1 = re.compile(r"\d{1,2}(st|nd|rd|th)?")
+_RE2 = re.compile(r"\d{4}")
+_RE3 = re.compile(r"(1\d{3}|20\d{2})s?")
+_RE4 = re.compile(r"\d{1,2}:\d{2}")
+
 # ---------------------------------------------------------------------------------------------
 # Sentences as word tokens
 
@@ -124,13 +131,10 @@ class Token:
     low: str
     stem: str
     parts: frozenset = frozenset()  # stems of hyphenated parts: "guarantor-countries" matches "countries"
+    word: bool = False  # a word or number, not punctuation (a field: read in every loop of the reader)
 
     def matches(self, stems) -> bool:
         return self.stem in stems or not self.parts.isdisjoint(stems)
-
-    @property
-    def word(self) -> bool:
-        return self.text[0].isalnum()
 
     @property
     def capitalised(self) -> bool:
@@ -157,7 +161,7 @@ def tokenize(text: str, start: int, end: int) -> list[Token]:
     out = []
     for t, st in zip(tokens, stems):
         parts = frozenset(_stem_words([p for p in t.low.split("-") if p])) if "-" in t.low else frozenset()
-        out.append(Token(t.text, t.start, t.end, t.low, st, parts))
+        out.append(Token(t.text, t.start, t.end, t.low, st, parts, t.text[0].isalnum()))
     return out
 
 
@@ -174,7 +178,7 @@ class Span:
 
 
 def _is_date_token(t: Token) -> bool:
-    return t.low.rstrip(".") in MONTHS or t.low in WEEKDAYS or bool(re.fullmatch(r"1\d{3}|20\d{2}|\d{1,2}:\d{2}", t.low))
+    return t.low.rstrip(".") in MONTHS or t.low in WEEKDAYS or bool(_RE0.fullmatch(t.low))
 
 
 def _names(tokens: list[Token], connectors: set[str] = NAME_CONNECTORS) -> list[Span]:
@@ -223,13 +227,13 @@ def _dates(tokens: list[Token]) -> list[Span]:
         t = tokens[i]
         if t.low.rstrip(".") in MONTHS and t.capitalised:
             j = i + 1
-            if j < n and re.fullmatch(r"\d{1,2}(st|nd|rd|th)?", tokens[j].low):
+            if j < n and _RE1.fullmatch(tokens[j].low):
                 j += 1
-            if j + 1 < n and tokens[j].text == "," and re.fullmatch(r"\d{4}", tokens[j + 1].low):
+            if j + 1 < n and tokens[j].text == "," and _RE2.fullmatch(tokens[j + 1].low):
                 j += 2
-            elif j < n and re.fullmatch(r"\d{4}", tokens[j].low):
+            elif j < n and _RE2.fullmatch(tokens[j].low):
                 j += 1
-            if i > 0 and re.fullmatch(r"\d{1,2}(st|nd|rd|th)?", tokens[i - 1].low):
+            if i > 0 and _RE1.fullmatch(tokens[i - 1].low):
                 i -= 1
             if j - i > 1 or t.low in ("may",) and False:
                 spans.append(Span(i, j, "date"))
@@ -237,9 +241,9 @@ def _dates(tokens: list[Token]) -> list[Span]:
                 spans.append(Span(i, j, "date"))
             i = j
             continue
-        if t.low in WEEKDAYS or re.fullmatch(r"(1\d{3}|20\d{2})s?", t.low):
+        if t.low in WEEKDAYS or _RE3.fullmatch(t.low):
             spans.append(Span(i, i + 1, "date"))
-        elif re.fullmatch(r"\d{1,2}:\d{2}", t.low):
+        elif _RE4.fullmatch(t.low):
             j = i + 1
             while j < n and tokens[j].low in {"local", "time", "a.m", "p.m", "am", "pm", "gmt", "utc"}:
                 j += 1

@@ -50,12 +50,15 @@ class Retriever:
         self.encoder = encoder
         self.weights = weights
         self._first = index.spans["pass_first"]
+        # In memory and contiguous: a matmul on the memory-mapped arrays cost ~14 ms a question.
+        self._passage_vectors = np.ascontiguousarray(index.passage_vectors)
+        self._sentence_vectors = np.ascontiguousarray(index.sentence_vectors)
 
     def signals_batch(self, questions: list[str]) -> list[Signals]:
         vectors = self.encoder.embed_batch(questions)
         index = self.index
-        dense = vectors @ np.asarray(index.passage_vectors).T
-        dense_sentence = vectors @ np.asarray(index.sentence_vectors).T
+        dense = vectors @ self._passage_vectors.T
+        dense_sentence = vectors @ self._sentence_vectors.T
         out = []
         for row, question in enumerate(questions):
             tokens = tokenize(question)
