@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from qa import store
+from qa.answerer import Answerer
+from qa.embedder import Hashing
+from qa.retriever import Retriever, Weights
+
+from conftest import SEEDS, dev_questions
+
+
+@pytest.fixture(scope="module")
+def indexes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("r")
+    store.build(SEEDS, root / "flat", Hashing())
+    store.build(SEEDS, root / "hnsw", Hashing(), faiss_kind="hnsw")
+    return store.load(root / "flat"), store.load(root / "hnsw")
+
+
+def test_approximate_path_ranks_like_exact_search_on_a_small_index(indexes):
+    flat, hnsw = indexes
+    assert hnsw.manifest["faiss"] == "hnsw" and hnsw._faiss.hnsw.efSearch == 128  # survives write/read
+    exact, approx = Retriever(flat, Hashing()), Retriever(hnsw, Hashing())
+    assert approx.approximate and not exact.approximate
+    questions = [q["question"] for q in dev_questions()]
+    for a, b in zip(exact.search_batch(questions, 5), approx.search_batch(questions, 5)):
+        assert [h.passage for h in a] == [h.passage for h in b]
+        assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+
+
+def test_answers_match_between_the_two_paths(indexes):
+    flat, hnsw = indexes
+    questions = [q["question"] for q in dev_questions()]
+    a = [r.to_json() for r in Answerer(flat, Hashing(), SEEDS).ask_batch(questions, k=2)]
+    b = [r.to_json() for r in Answerer(hnsw, Hashing(), SEEDS).ask_batch(questions, k=2)]
+    assert a == b
+
+
+def test_single_signal_weights_rank_by_that_signal(indexes):
+    flat, _ = indexes
+    bm25_only = Retriever(flat, Hashing(), Weights(1, 0, 0, 0))
+    signals = bm25_only.signals_batch(["Who is the UN special envoy for Syria?"])[0]
+    hits = bm25_only.fuse(signals, 5)
+    assert [h.passage for h in hits] == list(np.argsort(-signals.bm25, kind="stable")[:5])
