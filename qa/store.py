@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -51,14 +50,6 @@ def _checkpoint(stage: str) -> None:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -203,7 +194,7 @@ def load(root: Path, verify: bool = True) -> Index:
                 path = gen / name
                 if path.stat().st_size != expect["bytes"]:
                     raise IndexDamaged(f"{damaged} ({name} is {path.stat().st_size} bytes, expected {expect['bytes']}) — run `qa index --rebuild`")
-                if expect["bytes"] <= VERIFY_BYTES and _sha256(path) != expect["sha256"]:
+                if expect["bytes"] <= VERIFY_BYTES and corpus_mod.file_digest(path) != expect["sha256"]:
                     raise IndexDamaged(f"{damaged} ({name} fails its checksum) — run `qa index --rebuild`")
         documents = []
         with open(gen / "docs.jsonl", encoding="utf-8") as handle:
@@ -520,7 +511,7 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
     for path in sorted(tmp.iterdir()):
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-        data[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        data[path.name] = {"bytes": path.stat().st_size, "sha256": corpus_mod.file_digest(path)}
     manifest = {
         "format": FORMAT,
         "generation": name,
