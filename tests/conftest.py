@@ -31,6 +31,8 @@ def workdir(tmp_path, monkeypatch):
 def run_qa(*args, cwd, model=FAST_MODEL, input=None, env=None, timeout=300):
     """Run the real `qa` command in a subprocess."""
     full_env = {**os.environ, "QA_MODEL": model, "NO_COLOR": "1", **(env or {})}
+    for name in [k for k, v in full_env.items() if v is None]:  # env={"NO_COLOR": None} unsets it
+        del full_env[name]
     full_env.pop("QA_INDEX", None)
     full_env.pop("QA_CORPUS", None)
     return subprocess.run(

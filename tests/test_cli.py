@@ -82,3 +82,12 @@ def test_every_command_has_help_with_a_description_and_an_example(name):
     text = command.help or ""
     assert len(text.split("\n")[0]) > 20, f"{name} has no description"
     assert "Example" in text and f"qa {name}" in text, f"{name} has no example"
+
+
+def test_piped_output_has_no_colour_and_json_is_only_json(workdir):
+    plain = run_qa("ask", "Who is the UN's special envoy for Syria?", cwd=workdir, env={"NO_COLOR": None, "FORCE_COLOR": None})
+    assert plain.returncode == 0 and "\x1b[" not in plain.stdout and "Staffan de Mistura" in plain.stdout
+    as_json = run_qa("ask", "Who is the UN's special envoy for Syria?", "--json", cwd=workdir)
+    json.loads(as_json.stdout)  # nothing but the record on stdout
+    status = run_qa("status", "--json", cwd=workdir)
+    assert json.loads(status.stdout)["files"] == 5
