@@ -13,14 +13,14 @@ from conftest import SEEDS, dev_questions
 def indexes(tmp_path_factory):
     root = tmp_path_factory.mktemp("r")
     store.build(SEEDS, root / "flat", Hashing())
-    store.build(SEEDS, root / "hnsw", Hashing(), faiss_kind="hnsw")
-    return store.load(root / "flat"), store.load(root / "hnsw")
+    store.build(SEEDS, root / "ivf", Hashing(), faiss_kind="ivf")
+    return store.load(root / "flat"), store.load(root / "ivf")
 
 
 def test_approximate_path_ranks_like_exact_search_on_a_small_index(indexes):
-    flat, hnsw = indexes
-    assert hnsw.manifest["faiss"] == "hnsw" and hnsw._faiss.hnsw.efSearch == 128  # survives write/read
-    exact, approx = Retriever(flat, Hashing()), Retriever(hnsw, Hashing())
+    flat, ivf = indexes
+    assert ivf.manifest["faiss"] == "ivf" and ivf._faiss.nprobe == store.NPROBE  # survives write/read
+    exact, approx = Retriever(flat, Hashing()), Retriever(ivf, Hashing())
     assert approx.approximate and not exact.approximate
     questions = [q["question"] for q in dev_questions()]
     for a, b in zip(exact.search_batch(questions, 5), approx.search_batch(questions, 5)):
@@ -29,10 +29,10 @@ def test_approximate_path_ranks_like_exact_search_on_a_small_index(indexes):
 
 
 def test_answers_match_between_the_two_paths(indexes):
-    flat, hnsw = indexes
+    flat, ivf = indexes
     questions = [q["question"] for q in dev_questions()]
     a = [r.to_json() for r in Answerer(flat, Hashing(), SEEDS).ask_batch(questions, k=2)]
-    b = [r.to_json() for r in Answerer(hnsw, Hashing(), SEEDS).ask_batch(questions, k=2)]
+    b = [r.to_json() for r in Answerer(ivf, Hashing(), SEEDS).ask_batch(questions, k=2)]
     assert a == b
 
 
