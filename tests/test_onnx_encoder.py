@@ -125,3 +125,22 @@ def test_question_path_imports_neither_torch_nor_sentence_transformers(export_di
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"shape": [1, 384], "heavy": []}
+
+
+def test_answers_are_identical_with_either_query_encoder(encoder, tmp_path):
+    """Same index, questions encoded by ONNX or by sentence-transformers: the same answers."""
+    from qa import embedder, store
+    from qa.answerer import Answerer
+
+    seeds = Path(__file__).resolve().parents[1] / "seeds"
+    gold = _need(SHARED / "eval" / "seeds-dev.jsonl")
+    questions = [json.loads(line)["question"] for line in gold.read_text(encoding="utf-8").splitlines() if line.strip()]
+    model = embedder.get(embedder.DEFAULT_MODEL)
+    store.build(seeds, tmp_path / "v", model)
+    index = store.load(tmp_path / "v")
+    by_onnx = Answerer(index, encoder, seeds).ask_batch(questions, k=3)
+    by_torch = Answerer(index, model, seeds).ask_batch(questions, k=3)
+    for a, b in zip(by_onnx, by_torch):
+        assert a.abstained == b.abstained
+        assert [(x.answer, x.source, x.supporting) for x in a.answers] == [(x.answer, x.source, x.supporting) for x in b.answers]
+        assert np.allclose([x.score for x in a.answers], [x.score for x in b.answers], atol=1e-4)
