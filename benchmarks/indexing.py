@@ -16,17 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import summary  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa import corpus as corpus_mod  # noqa: E402
 from qa import embedder, store  # noqa: E402
 from qa.chunker import chunk  # noqa: E402
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{os.cpu_count()} cores, {model}, load {os.getloadavg()[0]:.2f}"
 
 
 def main() -> None:
@@ -55,7 +52,7 @@ def main() -> None:
             store.build(args.corpus, Path(tmp) / "v", model, rebuild=True)
             full.append(time.perf_counter() - t)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {summary()}")
     print(f"corpus: {args.corpus} — {len(documents)} files, {len(passages)} passages + {len(sentences)} sentences = {len(texts)} texts")
     print(f"{'method':<44}{'median s':>10}{'texts/s':>10}{'vs bare':>9}")
     b = statistics.median(bare)

@@ -22,15 +22,12 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import summary  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 OUT = ROOT / "benchmarks" / "out"
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{os.cpu_count()} cores, {model}, load {os.getloadavg()[0]:.2f}"
 
 
 def time_command(argv: list[str], runs: int, cwd: Path) -> list[float]:
@@ -91,7 +88,7 @@ def main() -> None:
         (seeds_dir / "seeds").symlink_to(ROOT / "seeds")
     subprocess.run(qa + ["index"], cwd=seeds_dir, check=True, capture_output=True)
     question = "Who is the UN's special envoy for Syria?"
-    print(f"machine: {machine()}")
+    print(f"machine: {summary()}")
     print(f"{'cold, fresh process':<48}{'median s':>10}{'min s':>8}")
     for name, argv in (("qa --help", qa + ["--help"]), ("qa ask (index built)", qa + ["ask", question]),
                        ("qa ask --json (index built)", qa + ["ask", question, "--json"])):

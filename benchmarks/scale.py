@@ -13,8 +13,10 @@ Data: where the vectors come from (so that nobody mistakes this for a random-vec
   * Real texts: SQuAD v1.1 dev contexts (/work/shared/data/squad/dev-v1.1.json) re-chunked into
     sentences and sliding windows of 1-4 sentences, windows that cross a paragraph boundary,
     and perturbed copies (15% word dropout) of some windows; at most --max-texts of them are
-    encoded with all-MiniLM-L6-v2 (unit vectors, 384-d).  Encoding is capped at
-    --encode-cap-s seconds and cached in benchmarks/out/ so reruns skip it.
+    encoded with all-MiniLM-L6-v2 (unit vectors, 384-d), in a shuffled order so that a partial
+    encoding is a fair sample.  Encoding stops after --encode-cap-s seconds per run; the vectors
+    are cached in benchmarks/out/real-<hash>.npz after every chunk, and the next run resumes
+    where the last stopped (--encode-cap-s 0 uses what is cached).
   * Queries: real SQuAD dev questions encoded with the same model (--n-questions).
   * 100k / 1M passages are SYNTHESISED FROM REAL TEXT EMBEDDINGS: all real vectors, plus
     convex mixes (Dirichlet weights) of 2-3 real vectors from the same paragraph / article
@@ -35,9 +37,9 @@ drop and share).  The HNSW build at the largest size is timed chunk by chunk and
 subset (default 300k) if its projected time exceeds --hnsw-budget-s; the table says so.
 
 Usage (from /work/main):
-    nice -n 10 .venv/bin/python benchmarks/scale.py                  # 100k and 1M, ~25 min
+    nice -n 10 .venv/bin/python benchmarks/scale.py                  # 100k and 1M: 7-10 min on 2 cores once vectors are cached
     nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 100000   # one size
-    .venv/bin/python benchmarks/scale.py --quick                      # small sizes, ~2 min
+    .venv/bin/python benchmarks/scale.py --quick                      # 20k and 60k, a few minutes
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -69,14 +72,7 @@ K = 100  # qa asks each retrieval signal for its top 100
 
 
 def machine() -> str:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     mem = "?"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,15 +51,7 @@ def say(message: str) -> None:
 
 def machine() -> dict:
     """What the figures were measured on: the machine is shared, so load matters too."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model, "load": [round(x, 2) for x in os.getloadavg()]}
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu_model(), "load": [round(x, 2) for x in os.getloadavg()]}
 
 
 class Ticker:
