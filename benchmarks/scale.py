@@ -377,7 +377,8 @@ def add_refine(base, x, k_factor):
 
 
 FLAGS = {
-    "mmap": ("IO_FLAG_MMAP|IO_FLAG_READ_ONLY", lambda f: f.IO_FLAG_MMAP | f.IO_FLAG_READ_ONLY),  # what qa/store.py does
+    "mmap": ("IO_FLAG_MMAP|IO_FLAG_READ_ONLY", lambda f: f.IO_FLAG_MMAP | f.IO_FLAG_READ_ONLY),  # the main table
+    # what qa/store.py load() uses since 3540a54; never OR it with IO_FLAG_MMAP (IVF reads then fail)
     "ifc": ("IO_FLAG_MMAP_IFC|IO_FLAG_READ_ONLY", lambda f: f.IO_FLAG_MMAP_IFC | f.IO_FLAG_READ_ONLY),
     "none": ("0", lambda f: 0),
 }
@@ -664,7 +665,7 @@ def print_report(rows, mmap_rows, stats, total, args) -> None:
         print("  " + s)
     print("\nmemory mapping by index type (largest size measured; heap (RssAnon) MB above the bare faiss+numpy process after load -> after "
           "queries; file = mapped file pages resident after queries)")
-    print(f"  {'type':<12} {'n':>9} {'disk MB':>8}  {'IO_FLAG_MMAP|READ_ONLY (qa today)':<44} {'IO_FLAG_MMAP_IFC|READ_ONLY':<56}")
+    print(f"  {'type':<12} {'n':>9} {'disk MB':>8}  {'IO_FLAG_MMAP|READ_ONLY':<44} {'IO_FLAG_MMAP_IFC|READ_ONLY (qa/store.py)':<56}")
     for kind, m in mmap_rows.items():
         cells = []
         for key in ("mmap", "ifc"):

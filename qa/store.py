@@ -216,7 +216,10 @@ def load(root: Path, verify: bool = True) -> Index:
         import faiss
 
         faiss.omp_set_num_threads(1)  # one query at a time: threads cost more than they give (16 ms vs 1.2 ms)
-        index._faiss = faiss.read_index(str(gen / "passages.faiss"), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        # MMAP_IFC maps every index type (plain MMAP copied Flat and HNSW into the heap); older
+        # faiss builds lack it, and MMAP still maps IVF. Never combine the two: IVF reads fail.
+        mmap = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
+        index._faiss = faiss.read_index(str(gen / "passages.faiss"), mmap | faiss.IO_FLAG_READ_ONLY)
     except IndexDamaged:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError) as exc:
@@ -451,7 +454,7 @@ def choose_faiss(rows: int) -> str:
 
 ANN_THRESHOLD = 50_000
 NPROBE = 32
-TRAIN_SAMPLE = 160_000  # k-means on a sample: 33 s for 4,000 lists at 1M vectors
+TRAIN_SAMPLE = 160_000  # k-means on a sample: 33-71 s for 4,000 lists at 1M vectors
 
 
 def _faiss_index(vectors: np.ndarray, kind: str):
@@ -463,7 +466,8 @@ def _faiss_index(vectors: np.ndarray, kind: str):
     elif kind == "ivf":
         nlist = max(1, int(4 * n**0.5))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(0).choice(n, size=min(n, TRAIN_SAMPLE), replace=False)
+        # At least 40 training points a list, or FAISS's k-means warns and clusters poorly.
+        sample = np.random.default_rng(0).choice(n, size=min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False)
         index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
         index.nprobe = NPROBE  # stored in the file
     else:

@@ -28,6 +28,16 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def indexed_workdir(tmp_path_factory):
+    """A working directory with seeds/ and a vectors/ built by `qa index`, once per module."""
+    folder = tmp_path_factory.mktemp("indexed")
+    shutil.copytree(SEEDS, folder / "seeds")
+    done = run_qa("index", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
 def run_qa(*args, cwd, model=FAST_MODEL, input=None, env=None, timeout=300):
     """Run the real `qa` command in a subprocess."""
     full_env = {**os.environ, "QA_MODEL": model, "NO_COLOR": "1", **(env or {})}

@@ -111,13 +111,8 @@ def wait_for_lock_holder(proc: subprocess.Popen, root: Path, timeout: float = 60
 
 
 @pytest.fixture(scope="module")
-def indexed_base(tmp_path_factory) -> Path:
-    """A working directory with seeds/ and a vectors/ built by `qa index`, built once per module."""
-    base = tmp_path_factory.mktemp("indexed")
-    shutil.copytree(SEEDS, base / "seeds")
-    done = run_qa("index", cwd=base)
-    assert done.returncode == 0, done.stderr
-    return base
+def indexed_base(indexed_workdir) -> Path:
+    return indexed_workdir
 
 
 @pytest.fixture

@@ -199,12 +199,8 @@ def test_batches_agree_with_single_questions(answerer, batch):
 
 
 @pytest.fixture(scope="module")
-def cli_workdir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("cli")
-    shutil.copytree(SEEDS, folder / "seeds")
-    done = run_qa("index", cwd=folder)
-    assert done.returncode == 0, done.stderr
-    return folder
+def cli_workdir(indexed_workdir) -> Path:
+    return indexed_workdir
 
 
 @settings(FAST, max_examples=examples(6))
