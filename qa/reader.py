@@ -235,9 +235,7 @@ def _dates(tokens: list[Token]) -> list[Span]:
                 j += 1
             if i > 0 and _RE1.fullmatch(tokens[i - 1].low):
                 i -= 1
-            if j - i > 1 or t.low in ("may",) and False:
-                spans.append(Span(i, j, "date"))
-            elif j - i == 1 and t.low not in ("may", "march"):
+            if j - i > 1 or t.low not in ("may", "march"):  # alone, "May" and "March" are usually not months
                 spans.append(Span(i, j, "date"))
             i = j
             continue
@@ -265,8 +263,6 @@ def _numbers(tokens: list[Token]) -> list[Span]:
             k = i
             while k > 0 and tokens[k - 1].low in {"about", "around", "approximately", "nearly", "almost", "some", "over", "roughly", "more", "than", "least", "at", "up", "to"} and k > i - 3:
                 k -= 1
-            if tokens[k].low in {"than", "to", "least"}:  # "more than", "up to", "at least" need their first word
-                k = k if k == i else k
             spans.append(Span(k if _modifier_ok(tokens, k, i) else i, j, "number"))
             i = j
         else:
