@@ -48,12 +48,6 @@ DEFAULT_CORPUS = Path("seeds")
 DEFAULT_INDEX = Path("vectors")
 
 
-def _model_default() -> str:
-    from .embedder import DEFAULT_MODEL
-
-    return DEFAULT_MODEL
-
-
 def _err():
     from .render import console
 

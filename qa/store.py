@@ -131,10 +131,6 @@ class Index:
         p = self.passage(i)
         return self.documents[p.doc].text[p.start : p.end]
 
-    def sentence_text(self, i: int) -> str:
-        s = self.sentence(i)
-        return self.documents[s.doc].text[s.start : s.end]
-
     def search_passages(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k nearest passages for each query vector."""
         k = min(k, self.n_passages)
@@ -256,10 +252,6 @@ class Report:
     sentences: int = 0
     generation: str = ""
     unchanged: bool = False
-
-
-def _file_stats(paths: list[Path]) -> dict[str, list[int]]:
-    return {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
 
 
 def stale_files(root: Path, corpus_root: Path, manifest: dict | None = None) -> list[str]:
