@@ -278,7 +278,7 @@ def stale_files(root: Path, corpus_root: Path, manifest: dict | None = None) -> 
             continue
         if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
             digest = _digest_or_none(path, st.st_size)
-            if digest is None or entry.get("file_sha256") != digest:
+            if digest is None or entry.get("sha256") != digest:
                 changed.append(name)
     changed += [name for name in recorded if name not in seen]
     return changed
@@ -380,8 +380,8 @@ def build(
 
 
 def _stats_differ(manifest: dict, corpus_root: Path, documents: list[Document]) -> bool:
-    stats = _corpus_stats(corpus_root)
-    return any(manifest["files"].get(d.path, {}).get("stat") != stats.get(d.path, [None])[0] for d in documents)
+    stamps = _stamps(corpus_root)
+    return any(manifest["files"].get(d.path, {}).get("stat") != stamps.get(d.path) for d in documents)
 
 
 def _digest_or_none(path: Path, size: int) -> str | None:
@@ -393,16 +393,15 @@ def _digest_or_none(path: Path, size: int) -> str | None:
         return None
 
 
-def _corpus_stats(corpus_root: Path) -> dict[str, tuple[list[int], str]]:
+def _stamps(corpus_root: Path) -> dict[str, list[int]]:
+    """[size, mtime] of every corpus file that can be stat-ed: what decides staleness first."""
     out = {}
     for path in corpus_mod.discover(corpus_root):
         try:
             st = path.stat()
         except OSError:
             continue
-        # A file over the size limit is skipped unread, an unreadable one can't be hashed:
-        # for both, the stamp alone tells whether it changed.
-        out[corpus_mod.relative_name(path, corpus_root)] = ([st.st_size, st.st_mtime_ns], _digest_or_none(path, st.st_size))
+        out[corpus_mod.relative_name(path, corpus_root)] = [st.st_size, st.st_mtime_ns]
     return out
 
 
@@ -503,11 +502,9 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
     sentence_texts = [documents[s.doc].text[s.start : s.end] for s in sentences]
     BM25.build([tokenize(t) for t in sentence_texts]).save(tmp / "bm25-sentences")
 
-    stats = _corpus_stats(corpus_root)
-    files = {}
-    for d in documents:
-        stat, file_sha = stats.get(d.path, (None, None))
-        files[d.path] = {"sha256": d.sha256, "file_sha256": file_sha, "stat": stat}
+    stamps = _stamps(corpus_root)
+    # A document's sha256 is of its strictly decoded UTF-8 text, whose bytes are the file's: no second read.
+    files = {d.path: {"sha256": d.sha256, "stat": stamps.get(d.path)} for d in documents}
     data = {}
     for path in sorted(tmp.iterdir()):
         with open(path, "rb") as handle:
@@ -525,8 +522,10 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
         "counts": {"documents": len(documents), "passages": len(passages), "sentences": len(sentences)},
         "files": files,
         "skipped": [
-            {"path": s.path, "reason": s.reason, "stat": stats.get(s.path, (None, None))[0],
-             "file_sha256": stats.get(s.path, (None, None))[1]}
+            {"path": s.path, "reason": s.reason, "stat": stamps.get(s.path),
+             # Skipped files were never hashed: they are, once, so a touch alone doesn't count as a change.
+             "sha256": _digest_or_none(corpus_root if corpus_root.is_file() else corpus_root / s.path,
+                                       (stamps.get(s.path) or [0])[0])}
             for s in skipped
         ],
         "data": data,
