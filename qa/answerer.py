@@ -33,7 +33,6 @@ CALIBRATION = {
     "kind_ok": 0.233,  # a phrase of the asked kind was found
     "missing": -0.991,  # a typed question (who, when, how many ...) with no such phrase here
     "mismatch": -1.089,  # the number found counts something else
-    "heading": 0.0,
     "context": 1.301,  # coverage by the sentence and the one before it (coreference)
 }
 # Abstain below this confidence. On seeds-dev, correct answers score 0.28-0.83 and unanswerable
@@ -133,7 +132,6 @@ class Answerer:
                     # A typed question (who, when, how many ...) with no phrase of that type here.
                     "missing": 1.0 if question.kind in reader.TYPED and not span else 0.0,
                     "mismatch": reader.count_mismatch(tokens, span, question),
-                    "heading": 1.0 if sent.heading else 0.0,
                     "context": reader.coverage(before + tokens, question),
                 }
                 logit = CALIBRATION["bias"] + sum(CALIBRATION[name] * v for name, v in features.items())

@@ -50,7 +50,6 @@ class Signals:
     dense: np.ndarray | _Dots
     bm25_sentence: np.ndarray  # per sentence
     dense_sentence: np.ndarray | _Dots  # per sentence
-    tokens: list[str]
     dense_top: np.ndarray | None = None
 
 
@@ -89,7 +88,7 @@ class Retriever:
             tokens = tokenize(question)
             out.append(Signals(
                 bm25=index.bm25_passages.scores(tokens), dense=dense[row],
-                bm25_sentence=index.bm25_sentences.scores(tokens), dense_sentence=dense_sentence[row], tokens=tokens,
+                bm25_sentence=index.bm25_sentences.scores(tokens), dense_sentence=dense_sentence[row],
                 dense_top=top[row] if top[row] is None else top[row][top[row] >= 0],
             ))
         return out
@@ -122,7 +121,7 @@ class Retriever:
             if std > 0:
                 fused += weight * (values - values.mean()) / std
         order = np.argsort(-fused, kind="stable")[:k]
-        return [Hit(int(pool[i]), float(fused[i]), {n: float(v[i]) for n, v in per_pool.items()}) for i in order]
+        return [Hit(int(pool[i]), float(fused[i])) for i in order]
 
     def search_batch(self, questions: list[str], k: int = 20) -> list[list[Hit]]:
         return [self.fuse(s, k) for s in self.signals_batch(questions)]

@@ -1,7 +1,7 @@
 """The records every layer passes around: offsets always point into the original file."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,10 @@ class Passage:
 
 @dataclass(frozen=True)
 class Hit:
-    """A passage found by retrieval, with the signals that ranked it."""
+    """A passage found by retrieval and its fused score (z units)."""
 
     passage: int
     score: float
-    signals: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
