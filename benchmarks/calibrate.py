@@ -41,7 +41,7 @@ def rows_for(answerer, golds, batch=64):
         chunk = golds[lo : lo + batch]
         signals = answerer.retriever.signals_batch([g.question for g in chunk])
         for n, (gold, s) in enumerate(zip(chunk, signals)):
-            question = reader.analyse(gold.question, answerer._idf)
+            question = reader.analyse(gold.question, answerer._idf, answerer.aliases)
             hits = answerer.retriever.fuse(s, answer_mod_passages())
             for c in answerer.candidates(question, s, hits):
                 sent = answerer.index.sentence(c.sentence)
@@ -105,43 +105,100 @@ def decisions(logits, y, qid, answerable, threshold):
     return answered, right, abstain
 
 
+def top_rows(answerer, golds):
+    """Per question, the best candidate: (stage-1 logit, its features, right?, answerable?)."""
+    out = []
+    signals = answerer.retriever.signals_batch([g.question for g in golds])
+    for gold, sig in zip(golds, signals):
+        question = reader.analyse(gold.question, answerer._idf, answerer.aliases)
+        cands = answerer.candidates(question, sig, answerer.retriever.fuse(sig, answer_mod_passages()))
+        if not cands:
+            out.append((-30.0, {}, False, gold.answerable))
+            continue
+        c = cands[0]
+        sent = answerer.index.sentence(c.sentence)
+        doc = answerer.index.documents[sent.doc]
+        text = evaluate.normalize(doc.text[sent.start : sent.end])
+        right = Path(doc.path).name in gold.sources and any(
+            evaluate.normalize(a) and evaluate.normalize(a) in text for a in gold.answers)
+        out.append((c.logit, c.features, right, gold.answerable))
+    return out
+
+
+UNFIT = True  # --no-unfit: stage 2 rescales the logit alone
+
+
+def confidence_matrix(rows):
+    return np.array([[logit, (answerer_mod.unfit(f) if f else 1.0) if UNFIT else 0.0] for logit, f, _, _ in rows])
+
+
+def decision_table(name, p, rows, thresholds):
+    right = np.array([r[2] for r in rows])
+    answerable = np.array([r[3] for r in rows])
+    print(f"{name}: {answerable.sum()} answerable, {(~answerable).sum()} unanswerable")
+    print(f"{'threshold':>9}{'answered':>10}{'sentence_acc':>14}{'abstain_ok':>12}")
+    for t in thresholds:
+        keep = p >= t
+        print(f"{t:>9.2f}{keep[answerable].mean():>10.3f}{(keep & right)[answerable].mean():>14.3f}"
+              f"{(~keep[~answerable]).mean() if (~answerable).any() else float('nan'):>12.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-split", type=int, default=2000, help="questions sampled from each split")
-    parser.add_argument("--train", choices=["v1", "v2"], default="v2",
-                        help="fit on SQuAD v1.1 (answerable only) or v2.0 (with unanswerable questions)")
+    parser.add_argument("--news", type=Path, nargs="*", default=[ROOT / "benchmarks" / "data" / "seeds-heldout.jsonl"],
+                        help="news questions over seeds/ fitted beside SQuAD (default: our held-out set)")
+    parser.add_argument("--test", type=Path, nargs="*", default=[SHARED / "eval" / "seeds-dev.jsonl"],
+                        help="news questions over seeds/ only measured, never fitted (default: seeds-dev)")
+    parser.add_argument("--news-weight", type=float, default=1.0,
+                        help="the news rows' total weight relative to the SQuAD rows' (default 1: equal)")
+    parser.add_argument("--no-unfit", action="store_true", help="stage 2 without the unfit flag: rank by the logit alone")
     args = parser.parse_args()
+    global UNFIT
+    UNFIT = not args.no_unfit
     rng = random.Random(0)
-    answerer, golds = open_squad(args.train)
-    cut = 24 if args.train == "v1" else 18  # v2 dev has 35 articles
-    train, test = split(golds, cut, args.per_split, rng)
+    answerer, golds = open_squad("v1")
+    train, test = split(golds, 24, args.per_split, rng)
     Xtr, ytr, qtr = rows_for(answerer, train)
     Xte, yte, qte = rows_for(answerer, test)
+    seeds = open_answerer(ROOT / "seeds", ROOT / "vectors", notify=lambda m: print(m, file=sys.stderr))
+    news = [g for path in args.news for g in evaluate.load_gold(path)]
+    held = [g for path in args.test for g in evaluate.load_gold(path)]
+    Xn, yn, _ = rows_for(seeds, news) if news else (np.zeros((0, len(FEATURES))), np.zeros(0, bool), None)
 
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(Xtr, ytr)
+    weight = np.concatenate([np.ones(len(ytr)), np.full(len(yn), args.news_weight * len(ytr) / max(1, len(yn)))])
+    model = LogisticRegression(C=1.0, max_iter=5000).fit(np.vstack([Xtr, Xn]), np.concatenate([ytr, yn]), sample_weight=weight)
     fitted = {"bias": round(float(model.intercept_[0]), 3), **{f: round(float(w), 3) for f, w in zip(FEATURES, model.coef_[0])}}
-    print(f"fitted on SQuAD {args.train} articles < {cut}: {len(train)} questions, {len(ytr)} candidates")
-    print(f"held out: {len(test)} questions (articles >= {cut}), {len(yte)} candidates")
+    print(f"fitted on SQuAD v1 articles < 24: {len(train)} questions, {len(ytr)} candidates; "
+          f"news: {len(news)} questions, {len(yn)} candidates, weight {args.news_weight}")
+    print(f"SQuAD held out: {len(test)} questions (articles >= 24), {len(yte)} candidates")
     print(f"{'weights':<12}{'sentence_acc':>14}{'ECE':>8}")
     for name, logits in (("current", current_logits(Xte)), ("fitted", model.decision_function(Xte))):
         acc, ece, _, _ = top_metrics(logits, yte, qte)
-        print(f"{name:<12}{acc:>14.3f}{ece:>8.3f}   (top answer over all held-out questions; unanswerable count as wrong)")
+        print(f"{name:<12}{acc:>14.3f}{ece:>8.3f}   (top answer over held-out SQuAD questions)")
     print("fitted CALIBRATION =", json.dumps(fitted))
-    answerable_tr = [bool(g.answers) for g in train]
-    answerable_te = [bool(g.answers) for g in test]
-    logit_tr, logit_te = model.decision_function(Xtr), model.decision_function(Xte)
-    print(f"{'threshold':>9}{'answered':>10}{'correct':>9}{'abstain_ok':>11}   (held out)")
-    best_t, best_score = 0.5, -1.0
-    for t in np.arange(0.05, 0.8, 0.05):
-        a, r, u = decisions(logit_tr, ytr, qtr, answerable_tr, t)
-        score = r * sum(answerable_tr) + u * (len(train) - sum(answerable_tr))
-        if score > best_score:
-            best_t, best_score = float(t), score
-        a, r, u = decisions(logit_te, yte, qte, answerable_te, t)
-        print(f"{t:>9.2f}{a:>10.3f}{r:>9.3f}{u:>11.3f}")
-    print(f"threshold maximising right decisions on the training split: {best_t:.2f}")
+
+    # Stage 2: how far to trust the best candidate. Fitted on the news questions, unanswerable
+    # ones included, with the stage-1 weights just fitted; measured on --test.
+    answerer_mod.CALIBRATION.update(fitted)
+    answerer_mod.CONFIDENCE.update(bias=0.0, logit=1.0, unfit=0.0)  # rank by the logit alone while fitting
+    fit_rows = top_rows(seeds, news)
+    conf = LogisticRegression(C=1.0, max_iter=5000).fit(confidence_matrix(fit_rows), [r[2] for r in fit_rows])
+    confidence = {"bias": round(float(conf.intercept_[0]), 3), "logit": round(float(conf.coef_[0][0]), 3),
+                  "unfit": round(float(conf.coef_[0][1]), 3)}
+    print("fitted CONFIDENCE =", json.dumps(confidence))
+    answerer_mod.CONFIDENCE.update(confidence)  # the answerer ranks by confidence: measure it so
+    thresholds = np.arange(0.05, 0.8, 0.05)
+    for name, golds_, on in (("news, fitted", news, seeds), ("news, held out (--test)", held, seeds),
+                             ("SQuAD, held out (500)", test[:500], answerer)):
+        rows = top_rows(on, golds_)
+        p = conf.predict_proba(confidence_matrix(rows))[:, 1]
+        right = np.array([r[2] for r in rows], dtype=float)
+        bins = np.minimum((p * 10).astype(int), 9)
+        ece = sum(abs(p[bins == b].mean() - right[bins == b].mean()) * (bins == b).sum() for b in range(10) if (bins == b).any()) / len(p)
+        decision_table(f"{name} (ECE {ece:.3f})", p, rows, thresholds)
 
 
 if __name__ == "__main__":

@@ -59,9 +59,14 @@ NAME_CONNECTORS = {"de", "del", "della", "da", "di", "van", "von", "der", "al", 
 class Question:
     text: str
     kind: str  # person, date, number, duration, place, reason, list, entity, description
-    target: frozenset[str]  # stems of the noun the question asks about ("how many *fighters*")
+    target: frozenset[str]  # stems of the noun the question asks about ("how many *fighters*", "whose *request*")
     stems: frozenset[str]  # stems of the question's content words
     weights: dict  # stem -> weight (idf-like) of the question's content words
+    # Words describing the thing asked for: "which *American* official" -> {"u.s"}. The answer must
+    # carry them itself ("US Ambassador John Tefft"), not merely share a sentence with them.
+    descriptors: frozenset[str] = frozenset()
+    places: bool = False  # asks for places ("which countries", "which two cities")
+    reported: bool = False  # asks who said something: the answer is the speaker ("Lavrov said")
 
 
 _Q_PATTERNS = [
@@ -81,33 +86,57 @@ _Q_PATTERNS = [
 ]
 
 
-def analyse(question: str, weight_of=None) -> Question:
+def analyse(question: str, weight_of=None, aliases: dict | None = None) -> Question:
     """Expected answer type and content words of a question."""
     text = question.strip()
     low = text.lower()
+    aliases = aliases or {}
     kind = "entity" if re.search(r"\b(which|what|name)\b", low) else "description"
     for pattern, k in _Q_PATTERNS:
         if re.search(pattern, low):
             kind = k
             break
     target: set[str] = set()
-    m = re.search(r"\bhow\s+(?:many|much)\s+((?:[\w'’-]+\s+){0,2}?[\w'’-]+?)(?=\s+(?:did|do|does|are|is|were|was|have|has|had|will|would|can|could|remain|were)\b|\s*\?|$)", low)
+    m = re.search(r"\bhow\s+(?:many|much)\s+((?:(?!(?:did|do|does|are|is|were|was|have|has|had|will|would|can|could|"
+                  r"remain|remained|exist|live|took|take|died|die)\b)[\w'’-]+\s*?){1,3}?)(?=\s+(?:\w+ed|did|do|does|are|is|were|"
+                  r"was|have|has|had|will|would|can|could|remain|remained|exist|live|took|take|died|die)\b|\s*[?,]|$)", low)
     m = m or re.search(r"\bthe\s+number\s+of\s+(?:the\s+)?((?:[\w'’-]+\s+){0,2}[\w'’-]+)", low)
+    m = m or re.search(r"\bwhose\s+((?:[\w'’-]+\s+){0,1}[\w'’-]+?)(?=\s+(?:did|do|does|are|is|were|was|have|has|had|will|would|can|could)\b|\s*\?|$)", low)
     if m:
-        target = set(_stem_words([w for w in m.group(1).split() if w not in STOPWORDS]))
-    m2 = re.search(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,3})", low)
-    if m2 and kind == "entity":
-        for noun in m2.group(1).split():  # the head noun: "which Syrian opposition *leader*"
+        target = set(_stems([w for w in m.group(1).split() if w not in STOPWORDS], aliases))
+    descriptors: list[str] = []
+    places = False
+    m2 = re.search(r"\b(?:which|what)\s+((?:[\w'’.-]+\s+){0,3})", text, re.IGNORECASE)
+    if m2:
+        words = m2.group(1).split()
+        for n, word in enumerate(words):  # the head noun: "which Syrian opposition *leader*"
+            noun = word.lower()
             plural = noun.endswith("s") and noun[:-1] in PERSON_NOUNS | PLACE_NOUNS or noun in {"countries", "cities", "people"}
             if noun in PERSON_NOUNS or noun in PLACE_NOUNS or noun in TIME_NOUNS or plural:
-                kind = ("list" if plural and noun not in {"people"} or noun in {"countries", "cities"} else "person" if noun in PERSON_NOUNS else
-                        "place" if noun in PLACE_NOUNS else "date")
+                if kind == "entity":
+                    kind = ("list" if plural and noun not in {"people"} or noun in {"countries", "cities"} else "person" if noun in PERSON_NOUNS else
+                            "place" if noun in PLACE_NOUNS else "date")
+                places = kind in ("list", "place") and noun not in ("area", "areas") and (noun in PLACE_NOUNS or noun.rstrip("s") in PLACE_NOUNS)
+                if kind == "person" or places:
+                    descriptors = _stems([w for w in words[:n] if w.lower() not in STOPWORDS | NUMBER_WORDS], aliases)
                 break
-    content = [w.replace("’", "'") for w in re.findall(r"[^\W_]+(?:['’-][^\W_]+)*", low)]
-    content = [w for w in content if w not in STOPWORDS and w not in {"many", "much", "whose", "whom", "long"}]
-    stems = _stem_words(content)
+    content = [w for w in _WORDS.findall(text) if w.lower() not in STOPWORDS - {"us"} and w.lower() not in {"many", "much", "whose", "whom", "long"}]
+    content = [w for w in content if w.lower() != "us" or w == "US"]  # "the US", not "us"
+    stems = _stems(content, aliases)
     weights = {s: (weight_of(s) if weight_of else 1.0) for s in stems}
-    return Question(text, kind, frozenset(target), frozenset(stems), weights)
+    reported = kind == "person" and re.search(r"\b(?:said|says?|told|tell|announced?|stated?|noted|stressed|claimed|warned|"
+                                                r"declared|insisted|added|emphasi[sz]ed|called|urged)\b", low) is not None
+    return Question(text, kind, frozenset(target), frozenset(stems), weights, frozenset(descriptors), places, reported)
+
+
+_WORDS = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*\.?")
+
+
+def _stems(words: list[str], aliases: dict) -> list[str]:
+    """Stems of words as written (capitals tell "Syrian" the adjective from "syrian" nothing)."""
+    lows = [fold_spelling(w.lower().replace("’", "'").rstrip(".")) for w in words]
+    stems = _stem_words(lows)
+    return [aliases.get(st, st) if w[:1].isupper() else st for w, st in zip(words, stems)]
 
 
 # Patterns used per token, compiled once.
@@ -146,7 +175,8 @@ class Token:
         return self.text[0].isdigit() or self.low in NUMBER_WORDS
 
 
-def tokenize(text: str, start: int, end: int) -> list[Token]:
+def tokenize(text: str, start: int, end: int, aliases: dict | None = None) -> list[Token]:
+    aliases = aliases or {}
     found = [(m.group(), start + m.start(), start + m.end()) for m in _TOKEN.finditer(text[start:end])]
     lows = [t.lower().replace("’", "'") for t, _, _ in found]
     # Possessives are not part of a name: "Mistura’s" -> "Mistura" + "’s".
@@ -157,12 +187,76 @@ def tokenize(text: str, start: int, end: int) -> list[Token]:
             tokens.append(Token(t[-2:], e - 2, e, "'s", ""))
         else:
             tokens.append(Token(t, s, e, low, ""))
-    stems = _stem_words([t.low for t in tokens])
+    stems = _stems([t.text for t in tokens], aliases)
     out = []
     for t, st in zip(tokens, stems):
-        parts = frozenset(_stem_words([p for p in t.low.split("-") if p])) if "-" in t.low else frozenset()
+        parts = frozenset(_stems([p for p in t.text.split("-") if p], aliases)) if "-" in t.low else frozenset()
         out.append(Token(t.text, t.start, t.end, t.low, st, parts, t.text[0].isalnum()))
     return out
+
+
+# British spellings folded to American ones, so "defence" matches "defense" (news wires mix both).
+_BRITISH = re.compile(
+    r"^(defen|offen|licen|preten)ce(s?)$|^(cent|theat|met|lit|fib|calib)re(s|d)?$|"
+    r"^(hono|labo|favo|neighbo|behavio|colo|harbo|rumo|armo|vigo|endeavo|humo|savo)ur(.*)$|"
+    r"^(organ|recogn|real|critic|apolog|emphas|stabil|mobil|normal|legitim|priorit|author|characteri?|final|summar|"
+    r"util|jeopard|minim|maxim|modern|neutral|central|privat|militar|subsid|sympath|harmon|standard|special|"
+    r"capital|optim|categor|memor|formal|national|civil|ideal|global|local|demilitar|synchron|motor|hospital)is(e|ed|es|ing|ation|ations|er|ers)$|"
+    r"^(analy|paraly|cataly)s(e|ed|es|ing)$|^(catalog|dialog)ue(s?)$|^(program)me(s?)$|"
+    r"^(travel|cancel|model|label|fuel|signal)l(ed|ing|er|ers)$")
+
+
+def fold_spelling(word: str) -> str:
+    m = _BRITISH.match(word)
+    if not m:
+        return word
+    g = m.groups()
+    if g[0] is not None:
+        return f"{g[0]}se{g[1]}"
+    if g[2] is not None:
+        return f"{g[2]}er{'ed' if g[3] == 'd' else g[3] or ''}"
+    if g[4] is not None:
+        return f"{g[4]}r{g[5]}"
+    if g[6] is not None:
+        return f"{g[6]}iz{g[7]}"
+    if g[8] is not None:
+        return f"{g[8]}z{g[9]}"
+    if g[10] is not None:
+        return f"{g[10]}{g[11]}"
+    if g[12] is not None:
+        return f"{g[12]}{g[13]}"
+    return f"{g[14]}{g[15]}"
+
+
+# Other names for the United States, as stems.
+_US = {"us": "u.s", "usa": "u.s", "u.s.a": "u.s", "america": "u.s", "american": "u.s"}
+_DEMONYM_ENDINGS = ("ian", "an", "ish", "ese", "i", "n")
+_PLACE_ENDINGS = ("", "a", "ia", "e", "y", "ey", "on", "any")
+
+
+def demonyms(texts) -> dict[str, str]:
+    """Stem aliases for the adjectives of places the corpus names: "syrian" -> "syria", "turkish" -> "turkey".
+
+    Drawn from the articles' own capitalised words: "Turkish" pairs with "Turkey" because both
+    appear, so nothing depends on a list of countries.
+    """
+    capitalised: set[str] = set()
+    for text in texts:
+        capitalised.update(w.lower().replace("’", "'") for w in re.findall(r"\b[A-Z][a-z]{2,}\b", text))
+    pairs = {}
+    for word in capitalised:
+        for ending in _DEMONYM_ENDINGS:
+            root = word[: -len(ending)]
+            if not word.endswith(ending) or len(root) < 3:
+                continue
+            place = next((root + e for e in _PLACE_ENDINGS if root + e in capitalised and root + e != word), None)
+            if place:
+                pairs[word] = place
+                break
+    stems = _stem_words(list(pairs) + list(pairs.values()))
+    aliases = dict(zip(stems[: len(pairs)], stems[len(pairs):]))
+    aliases = {a: b for a, b in aliases.items() if a != b}
+    return {**aliases, **_US}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +439,8 @@ def _name_list(tokens: list[Token], k: int, open_ended: bool = False) -> list[Sp
     return [Span(i, right.j, "list")]
 
 
+# Words opening a sentence that refers back to the one before: "He said it was done at a request from ..."
+ANAPHORS = {"he", "she", "it", "they", "this", "these", "that", "those", "his", "her", "its", "their", "such", "there"}
 REPORTING = {"said", "says", "say", "added", "adds", "noted", "notes", "continued", "stressed", "told", "stated",
              "explained", "emphasized", "emphasised", "according", "reported", "announced", "asked", "claimed", "insisted"}
 FREQUENCY = {"daily", "weekly", "monthly", "yearly", "annually", "hourly", "always", "often", "regularly",
@@ -390,6 +486,12 @@ def _strip_places(tokens: list[Token], span: Span | None, places: frozenset[str]
     return Span(i, span.j, span.kind)
 
 
+def _names_places(tokens: list[Token], span: Span, places: frozenset[str]) -> bool:
+    """Only names, joined by commas and "and", at least one of them a place the corpus knows."""
+    words = [t for t in tokens[span.i : span.j] if t.word and t.low not in ("and", "or")]
+    return bool(words) and all(t.capitalised for t in words) and any(t.low in places for t in words)
+
+
 def _is_place(tokens: list[Token], span: Span, places: frozenset[str]) -> bool:
     words = [t for t in tokens[span.i : span.j] if t.word]
     return bool(words) and all(t.low in places for t in words)
@@ -412,6 +514,9 @@ def candidates(tokens: list[Token], question: Question, places: frozenset[str] =
             if question.kind == "duration" and j < len(tokens) and tokens[j].low in DURATION_UNITS:
                 j += 1
             spans.append(Span(s.i, j, "number"))
+    elif question.kind == "list" and question.places:
+        # "Which countries ...": a list of place names; "three guarantor-countries" names none.
+        spans += [s for s in _lists(tokens, question) if _names_places(tokens, s, places)]
     elif question.kind == "list":
         spans += _lists(tokens, question) + _chunks(tokens, question) + names
     elif question.kind == "reason":
@@ -498,7 +603,16 @@ def coverage(tokens: list[Token], question: Question) -> float:
     return sum(w for s, w in question.weights.items() if s in present) / total
 
 
-def best_span(tokens: list[Token], question: Question, places: frozenset[str] = frozenset()) -> Span | None:
+def speaks(tokens: list[Token], span: Span | None) -> bool:
+    """Is the phrase the speaker of a reporting verb: "Lavrov said", "said Bogdanov", "Lavrov told TASS"?"""
+    if span is None or span.kind != "person":
+        return False
+    near = tokens[max(0, span.i - 2) : span.i] + tokens[span.j : span.j + 2]
+    return any(t.low in REPORTING for t in near)
+
+
+def best_span(tokens: list[Token], question: Question, places: frozenset[str] = frozenset(),
+              known: dict | None = None) -> Span | None:
     """The candidate phrase nearest the question's words in the sentence, or None."""
     spans = candidates(tokens, question, places)
     if not spans:
@@ -537,6 +651,10 @@ def best_span(tokens: list[Token], question: Question, places: frozenset[str] = 
             score -= 1.0 if any(t.low in ROLE_WORDS for t in tokens[s.i : s.j]) else 0.0
         if "name" in question.stems and s.kind == "name":
             score += 0.5
+        if question.descriptors:
+            score -= 1.5 * undescribed(tokens, s, question, known)
+        if question.reported and speaks(tokens, s):
+            score += 1.0
         scored.append(Span(s.i, s.j, s.kind, score))
     return max(scored, key=lambda s: s.score)
 
@@ -559,6 +677,78 @@ TYPED = {"person", "place", "date", "number", "duration", "frequency", "list", "
 def kind_ok(span: Span | None, question: Question) -> bool:
     """Did the sentence offer a phrase of the kind the question asks for?"""
     return bool(span) and span.kind == _KIND_SPANS.get(question.kind, (span.kind,))[0]
+
+
+_CLAUSE_BREAKS = {",", ";", ":", "(", ")", ".", '"', "“", "”", "—", "–", "[", "]"}
+
+
+def description(tokens: list[Token], span: Span) -> set[str]:
+    """Stems of the words that name a phrase: its own, its title before it, an appositive after it."""
+    present: set[str] = set()
+
+    def take(k: int) -> None:
+        present.add(tokens[k].stem)
+        present.update(tokens[k].parts)
+
+    for k in range(span.i, span.j):
+        take(k)
+    k = span.i - 1
+    while k >= 0 and span.i - k <= 16 and tokens[k].text not in _CLAUSE_BREAKS:
+        take(k)
+        k -= 1
+    if span.j < len(tokens) and tokens[span.j].text == ",":
+        k = span.j + 1
+        while k < len(tokens) and k - span.j <= 12 and tokens[k].text not in _CLAUSE_BREAKS:
+            take(k)
+            k += 1
+    return present
+
+
+_DEFINITION = re.compile(r"^\s*(?:who|which\s+[\w'’-]+(?:\s+[\w'’-]+)?)\s+(?:is|was|are|were|serves?|served|heads?|headed|leads?|led|acts?|acted)\b", re.I)
+
+
+def echo(tokens: list[Token], span: Span | None, question: Question) -> float:
+    """Share of the question's words that describe the phrase itself: the question's own subject.
+
+    "At whose request did Russia's defence minister send experts?" is not answered by "Russian
+    Defense Minister Sergei Shoigu": the question names him to ask about someone else. "Who is
+    the UN's envoy for Syria?" asks for exactly the person so described, so it never counts.
+    """
+    if span is None or span.kind != "person" or _DEFINITION.match(question.text):
+        return 0.0
+    total = sum(question.weights.values())
+    own = {t.stem for t in tokens[span.i : span.j]}
+    words = description(tokens, span) - own
+    return sum(w for s, w in question.weights.items() if s in words) / total if total else 0.0
+
+
+def descriptions(sentences: list[list[Token]]) -> dict[str, set[str]]:
+    """For each name in a document, keyed by its last word, the words that describe it anywhere.
+
+    News names a person in full once ("Russian Foreign Minister Sergey Lavrov") and by surname
+    after that ("Lavrov said"): a later mention inherits the first one's description.
+    """
+    found: dict[str, set[str]] = {}
+    for tokens in sentences:
+        for span in _names(tokens):
+            found.setdefault(tokens[span.j - 1].low, set()).update(description(tokens, span))
+    return found
+
+
+def undescribed(tokens: list[Token], span: Span | None, question: Question, known: dict | None = None) -> float:
+    """Share of the question's descriptors missing from the words that name the answer.
+
+    "Which *American* official ...?" is not answered by "UN Special Envoy for Syria Staffan de
+    Mistura" even when "a US representative" sits later in the sentence: the descriptor must be in
+    the answer's own title ("Russia's Permanent Representative ... Alexei Borodavkin"), in an
+    appositive right after it, or in another mention of the same name in the article (`known`).
+    """
+    if not question.descriptors or span is None or span.kind not in ("person", "name", "list"):
+        return 0.0
+    present = description(tokens, span)
+    if known:
+        present |= known.get(tokens[span.j - 1].low, set())
+    return sum(1 for d in question.descriptors if d not in present) / len(question.descriptors)
 
 
 def count_mismatch(tokens: list[Token], span: Span | None, question: Question) -> float:

@@ -1,0 +1,85 @@
+"""The reader's checks of what kind of thing a question asks for, on sentences written here."""
+from __future__ import annotations
+
+import pytest
+
+from qa import reader
+
+TEXTS = [
+    "Talks were held in Turkey and in Syria. The Turkish side and the Syrian army agreed.",
+    "The Iranian delegation arrived from Iran. US Ambassador John Tefft attended.",
+]
+ALIASES = reader.demonyms(TEXTS)
+PLACES = reader.place_names(TEXTS)
+
+
+def tokens(text: str) -> list[reader.Token]:
+    return reader.tokenize(text, 0, len(text), ALIASES)
+
+
+def answer(question: str, sentence: str, known: dict | None = None) -> str | None:
+    toks = tokens(sentence)
+    span = reader.best_span(toks, reader.analyse(question, None, ALIASES), PLACES, known)
+    return None if span is None else sentence[toks[span.i].start : toks[span.j - 1].end]
+
+
+@pytest.mark.parametrize("british, american", [
+    ("defence", "defense"), ("centred", "centered"), ("honourable", "honorable"), ("organisation", "organization"),
+    ("analysed", "analyzed"), ("programmes", "programs"), ("dialogue", "dialog"), ("travelled", "traveled"),
+])
+def test_british_spellings_fold_to_american(british, american):
+    assert reader.fold_spelling(british) == american
+
+
+@pytest.mark.parametrize("word", ["rise", "house", "premise", "colonel", "defensive", "analysts"])
+def test_other_words_keep_their_spelling(word):
+    assert reader.fold_spelling(word) == word
+
+
+def test_adjectives_of_places_the_corpus_names_match_the_places():
+    question = reader.analyse("Why was the border between Syria and Turkey closed?", None, ALIASES)
+    sentence = tokens("Closing the Syrian-Turkish border deprives terrorists of funding.")
+    assert reader.coverage(sentence, question) == 1.0
+    assert ALIASES["iranian"] == "iran"
+    assert "civilian" not in ALIASES  # lower-case words are never taken for places
+
+
+def test_the_us_is_not_the_pronoun_us():
+    assert "u.s" in reader.analyse("Who represented the US?", None, ALIASES).stems
+    assert "u.s" not in reader.analyse("Who told us?", None, ALIASES).stems
+    assert {"u.s"} == reader.analyse("Which American official came?", None, ALIASES).descriptors
+
+
+def test_how_many_targets_the_counted_noun_up_to_the_verb():
+    assert reader.analyse("How many Security Council members supported it?").target == {"secur", "council", "member"}
+    assert reader.analyse("How many people have left the city?").target == {"peopl"}
+    assert reader.analyse("At whose request were experts sent?").target == {"request"}
+
+
+def test_a_name_without_the_asked_description_is_undescribed():
+    question = "Which American official attended the meeting?"
+    sentence = "UN envoy Staffan de Mistura and a US representative attended the meeting."
+    toks = tokens(sentence)
+    q = reader.analyse(question, None, ALIASES)
+    span = reader.best_span(toks, q, PLACES)
+    assert reader.undescribed(toks, span, q) == 1.0
+    described = "US Ambassador John Tefft attended the meeting."
+    assert answer(question, described) == "John Tefft"
+
+
+def test_a_later_mention_inherits_the_first_description():
+    document = [tokens("Russian Foreign Minister Sergey Lavrov met the envoy."), tokens("Their voice must be heard, Lavrov said.")]
+    known = reader.descriptions(document)
+    q = reader.analyse("Which Russian official said their voice must be heard?", None, ALIASES)
+    toks = document[1]
+    span = reader.best_span(toks, q, PLACES, known)
+    assert span is not None and toks[span.i].text == "Lavrov"
+    assert reader.undescribed(toks, span, q, known) == 0.0
+    assert reader.undescribed(toks, span, q) == 1.0
+    assert reader.speaks(toks, span)
+
+
+def test_which_countries_wants_named_places_not_a_count():
+    question = "Which countries guarantee the talks?"
+    assert answer(question, "Three guarantor-countries, the government and the armed opposition met.") is None
+    assert answer(question, "The talks are guaranteed by Turkey, Iran and Russia.") == "Turkey, Iran and Russia"
