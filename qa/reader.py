@@ -29,7 +29,7 @@ NUMBER_WORDS = {
     "dozens", "hundreds", "thousands", "millions", "billions", "half", "several", "both", "single", "once", "twice",
 }
 NUMBER_MODIFIERS = {"about", "around", "approximately", "nearly", "almost", "some", "over", "under", "more", "less",
-                    "than", "at", "least", "most", "up", "to", "roughly", "just", "only", "all", "the", "a"}
+                    "than", "at", "least", "most", "up", "to", "roughly", "just", "only", "all", "the", "a", "an"}
 DURATION_UNITS = {"second", "minute", "hour", "day", "week", "month", "year", "decade", "century", "seconds",
                   "minutes", "hours", "days", "weeks", "months", "years", "decades", "centuries"}
 PLACE_NOUNS = {"city", "country", "place", "town", "capital", "state", "region", "nation", "province", "village",
@@ -37,6 +37,10 @@ PLACE_NOUNS = {"city", "country", "place", "town", "capital", "state", "region",
 PERSON_NOUNS = {"person", "leader", "official", "diplomat", "minister", "president", "man", "woman", "envoy",
                 "people", "politician", "player", "author", "king", "queen", "emperor", "scientist", "general",
                 "secretary", "spokesman", "representative", "member", "figure", "ruler", "coach", "artist"}
+# Nouns for organisations: "which news *outlets*", "which armed *groups*" want their names.
+ORG_NOUNS = {"outlet", "newspaper", "agency", "agencies", "organization", "organisation", "company", "companies", "group",
+             "party", "parties", "media", "channel", "network", "broadcaster", "publication", "movement", "faction",
+             "militia", "coalition", "alliance", "institution", "body", "bodies", "team", "club", "firm", "bank"}
 TIME_NOUNS = {"year", "date", "day", "time", "month", "century", "decade", "period", "era", "hour", "season"}
 # Words that head organisation names: a person's name starts after them.
 ORG_WORDS = {"nations", "states", "front", "party", "council", "ministry", "liberation", "union", "organization", "organisation", "army",
@@ -67,6 +71,7 @@ class Question:
     descriptors: frozenset[str] = frozenset()
     places: bool = False  # asks for places ("which countries", "which two cities")
     reported: bool = False  # asks who said something: the answer is the speaker ("Lavrov said")
+    when: str = ""  # "time" for a time of day ("at what time"), "year" for a year
 
 
 _Q_PATTERNS = [
@@ -112,6 +117,10 @@ def analyse(question: str, weight_of=None, aliases: dict | None = None) -> Quest
         for n, word in enumerate(words):  # the head noun: "which Syrian opposition *leader*"
             noun = word.lower()
             plural = noun.endswith("s") and noun[:-1] in PERSON_NOUNS | PLACE_NOUNS or noun in {"countries", "cities", "people"}
+            if kind == "entity" and (noun in ORG_NOUNS or noun.endswith("s") and noun[:-1] in ORG_NOUNS):
+                kind = "organisation"
+                descriptors = _stems([w for w in words[:n] if w.lower() not in STOPWORDS | NUMBER_WORDS | ORG_NOUNS | {"news"}], aliases)
+                break
             if noun in PERSON_NOUNS or noun in PLACE_NOUNS or noun in TIME_NOUNS or plural:
                 if kind == "entity":
                     kind = ("list" if plural and noun not in {"people"} or noun in {"countries", "cities"} else "person" if noun in PERSON_NOUNS else
@@ -126,7 +135,9 @@ def analyse(question: str, weight_of=None, aliases: dict | None = None) -> Quest
     weights = {s: (weight_of(s) if weight_of else 1.0) for s in stems}
     reported = kind == "person" and re.search(r"\b(?:said|says?|told|tell|announced?|stated?|noted|stressed|claimed|warned|"
                                                 r"declared|insisted|added|emphasi[sz]ed|called|urged)\b", low) is not None
-    return Question(text, kind, frozenset(target), frozenset(stems), weights, frozenset(descriptors), places, reported)
+    when = ("time" if re.search(r"\b(?:what|which)\s+(?:local\s+)?(?:time|hour)\b", low) else
+            "year" if re.search(r"\b(?:what|which)\s+year\b", low) else "")
+    return Question(text, kind, frozenset(target), frozenset(stems), weights, frozenset(descriptors), places, reported, when)
 
 
 _WORDS = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*\.?")
@@ -459,6 +470,7 @@ _KIND_SPANS = {
     "list": ("list", "chunk"),
     "reason": ("reason",),
     "frequency": ("frequency",),
+    "organisation": ("name",),
 }
 
 
@@ -504,16 +516,30 @@ def candidates(tokens: list[Token], question: Question, places: frozenset[str] =
         people = (_strip_places(tokens, _person(tokens, s), places) for s in names if not _is_nationality(tokens, s))
         spans += [p for p in people if p and p.kind == "person" and not _is_place(tokens, p, places)
                   and not _is_nationality(tokens, p)]
+        if question.target:  # "at whose request": also who or what the request is from
+            spans += [w for w in _whose(tokens, question) if not any(w.i <= p.i < w.j for p in spans)]
     elif question.kind == "place":
         spans += [s for s in names if not _is_nationality(tokens, s)]
+    elif question.kind == "date" and question.when == "time":
+        # "At what time ...": a time of day, not the date beside it.
+        spans += [s for s in _dates(tokens) if any(_RE4.fullmatch(t.low) for t in tokens[s.i : s.j])]
+        spans += [Span(k, k + 1, "date") for k, t in enumerate(tokens) if t.low in ("midnight", "noon", "dawn", "dusk")]
+    elif question.kind == "date" and question.when == "year":
+        spans += [s for s in _dates(tokens) if any(_RE3.fullmatch(t.low) for t in tokens[s.i : s.j])]
     elif question.kind == "date":
         spans += _dates(tokens)
+    elif question.kind == "organisation":
+        spans += [s for s in names if not _is_place(tokens, s, places) and not _is_nationality(tokens, s)]
+        spans += [Span(s.i, s.j, "name") for s in _lists(tokens, question)
+                  if all(t.capitalised for t in tokens[s.i : s.j] if t.word and t.low not in ("and", "or"))]
     elif question.kind in ("number", "duration"):
         for s in _numbers(tokens):
             j = s.j
             if question.kind == "duration" and j < len(tokens) and tokens[j].low in DURATION_UNITS:
                 j += 1
             spans.append(Span(s.i, j, "number"))
+        if question.kind == "duration":
+            spans += _durations(tokens)
     elif question.kind == "list" and question.places:
         # "Which countries ...": a list of place names; "three guarantor-countries" names none.
         spans += [s for s in _lists(tokens, question) if _names_places(tokens, s, places)]
@@ -535,7 +561,10 @@ def _trim(tokens: list[Token], span: Span, question: Question) -> Span | None:
 
     i, j = span.i, span.j
     if span.kind == "date":
-        return span  # "February 22" stays whole even when the question says "February"
+        # "February 22" stays whole even when the question says "February"; "December 29" is no
+        # answer when the question says "December 29".
+        words = [t for t in tokens[span.i : span.j] if t.word]
+        return None if words and all(t.stem in question.stems for t in words) else span
     keep_function_words = span.kind in ("reason", "list")  # "his role as a mediator", "the political process"
     while i < j and echo(tokens[i]) and not (span.kind == "number" and tokens[i].low in NUMBER_MODIFIERS) \
             and not (keep_function_words and tokens[i].word and tokens[i].stem not in question.stems):
@@ -545,6 +574,46 @@ def _trim(tokens: list[Token], span: Span, question: Question) -> Span | None:
     if i >= j:
         return None
     return Span(i, j, span.kind)
+
+
+_UNIT_ADJECTIVE = re.compile(r"(?:\d+|[a-z]+)-(?:second|minute|hour|day|week|month|year)s?(?:-long)?")
+
+
+def _durations(tokens: list[Token]) -> list[Span]:
+    """Spans of time without a numeral: "an hour", "half an hour", "two-day or three-day"."""
+    spans: list[Span] = []
+    n = len(tokens)
+    for k, t in enumerate(tokens):
+        if spans and k < spans[-1].j:
+            continue  # "three-day" inside "two-day or three-day"
+        if t.low in ("a", "an") and k + 1 < n and tokens[k + 1].low in DURATION_UNITS and not (
+                k + 2 < n and tokens[k + 2].low in ("ago", "earlier", "later")):  # "a week ago" is a date
+            i = k - 1 if k and tokens[k - 1].low == "half" else k
+            spans.append(Span(i, k + 2, "number"))
+        elif _UNIT_ADJECTIVE.fullmatch(t.low) and (t.low.split("-")[0] in NUMBER_WORDS or t.low[0].isdigit()):
+            j = k + 1
+            while j + 1 < n and tokens[j].low in ("or", "and", "to") and _UNIT_ADJECTIVE.fullmatch(tokens[j + 1].low):
+                j += 2
+            spans.append(Span(k, j, "number"))
+    return spans
+
+
+def _whose(tokens: list[Token], question: Question) -> list[Span]:
+    """"At whose request": the phrase after "request of/from/by" ("the government in Damascus").
+
+    Kept only where no person's name is found inside it: "a request from U.S. Secretary of State
+    John Kerry" answers "John Kerry"."""
+    spans = []
+    n = len(tokens)
+    for k, t in enumerate(tokens[:-2]):
+        if t.matches(question.target) and tokens[k + 1].low in ("of", "from", "by"):
+            j = k + 2
+            while j < n and j - k <= 10 and tokens[j].low not in ("and", "to", "that", "which", "who") and (
+                    tokens[j].text not in _CLAUSE_BREAKS or tokens[j].text == "." and "." in tokens[j - 1].text):  # "U.S."
+                j += 1
+            if j > k + 2:
+                spans.append(Span(k + 2, j, "person"))
+    return spans
 
 
 def _frequencies(tokens: list[Token]) -> list[Span]:
@@ -652,7 +721,7 @@ def best_span(tokens: list[Token], question: Question, places: frozenset[str] = 
         if "name" in question.stems and s.kind == "name":
             score += 0.5
         if question.descriptors:
-            score -= 1.5 * undescribed(tokens, s, question, known)
+            score -= 3.0 * undescribed(tokens, s, question, known)
         if question.reported and speaks(tokens, s):
             score += 1.0
         scored.append(Span(s.i, s.j, s.kind, score))
@@ -671,7 +740,7 @@ def _count_noun_bonus(tokens: list[Token], span: Span, question: Question) -> fl
     return 0.0
 
 
-TYPED = {"person", "place", "date", "number", "duration", "frequency", "list", "reason"}
+TYPED = {"person", "place", "date", "number", "duration", "frequency", "list", "reason", "organisation"}
 
 
 def kind_ok(span: Span | None, question: Question) -> bool:

@@ -83,3 +83,35 @@ def test_which_countries_wants_named_places_not_a_count():
     question = "Which countries guarantee the talks?"
     assert answer(question, "Three guarantor-countries, the government and the armed opposition met.") is None
     assert answer(question, "The talks are guaranteed by Turkey, Iran and Russia.") == "Turkey, Iran and Russia"
+
+
+def test_at_what_time_wants_a_time_of_day_not_the_date():
+    sentence = "Talks began on July 29 at 16:00 local time in Geneva."
+    assert answer("At what time did the talks begin?", sentence) == "16:00 local time"
+    assert answer("At what time did the talks end?", "The talks began on July 29 in Geneva.") is None
+    assert answer("When did the talks begin?", "The talks began on July 29 in Geneva.") == "July 29"
+
+
+def test_a_date_the_question_already_gives_is_no_answer():
+    assert answer("Which groups signed the December 29 deal?", "The December 29 deal was signed in Ankara.") != "December 29"
+    assert answer("What happened on February 22?", "A truce began on February 22.") != "February 22"
+
+
+def test_which_outlets_wants_names_of_organisations():
+    question = "Which news outlets did the ministry accuse of bias?"
+    assert answer(question, "The ministry accused the media in a sharp manner of bias.") is None
+    assert answer(question, "The ministry accused the BBC and Reuters of bias.") == "BBC and Reuters"
+
+
+def test_durations_without_a_numeral():
+    assert answer("How long before the truce was the vote held?", "An hour before the truce, the council voted.") == "An hour"
+    assert answer("How long were the pauses in fighting?", "Numerous two-day or three-day pauses in fighting were used.") \
+        == "two-day or three-day"
+
+
+def test_at_whose_request_takes_what_follows_the_request():
+    sentence = "Russian forces operate in Iran at the request of the legitimate government in Syria."
+    assert answer("At whose request do Russian forces operate in Iran?", sentence) == "legitimate government in Syria"
+    assert answer("At whose request were experts sent?", "It was done at a request from U.S. Secretary of State John Kerry.") \
+        == "John Kerry"
+    assert answer("How long had the talks failed?", "A week ago, the talks failed.") is None
