@@ -499,8 +499,10 @@ def _strip_places(tokens: list[Token], span: Span | None, places: frozenset[str]
 
 
 def _names_places(tokens: list[Token], span: Span, places: frozenset[str]) -> bool:
-    """Only names, joined by commas and "and", at least one of them a place the corpus knows."""
-    words = [t for t in tokens[span.i : span.j] if t.word and t.low not in ("and", "or")]
+    """Only names, joined by commas and "and", at least one of them a place the corpus knows.
+
+    "Moscow, and in Washington" counts: prepositions may repeat before each place."""
+    words = [t for t in tokens[span.i : span.j] if t.word and t.low not in ("and", "or", "in", "at", "to", "from")]
     return bool(words) and all(t.capitalised for t in words) and any(t.low in places for t in words)
 
 

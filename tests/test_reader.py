@@ -115,3 +115,8 @@ def test_at_whose_request_takes_what_follows_the_request():
     assert answer("At whose request were experts sent?", "It was done at a request from U.S. Secretary of State John Kerry.") \
         == "John Kerry"
     assert answer("How long had the talks failed?", "A week ago, the talks failed.") is None
+
+
+def test_a_list_of_places_may_repeat_its_preposition():
+    assert answer("In which two capitals do the militaries talk?", "The militaries talk in Turkey, and in Iran.") \
+        == "Turkey, and in Iran"
