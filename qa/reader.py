@@ -123,7 +123,8 @@ def analyse(question: str, weight_of=None, aliases: dict | None = None) -> Quest
                 break
             if noun in PERSON_NOUNS or noun in PLACE_NOUNS or noun in TIME_NOUNS or plural:
                 if kind == "entity":
-                    kind = ("list" if plural and noun not in {"people"} or noun in {"countries", "cities"} else "person" if noun in PERSON_NOUNS else
+                    person = noun in PERSON_NOUNS or plural and noun[:-1] in PERSON_NOUNS  # "which Iranian officials"
+                    kind = ("person" if person else "list" if plural or noun in {"countries", "cities"} else
                             "place" if noun in PLACE_NOUNS else "date")
                 places = kind in ("list", "place") and noun not in ("area", "areas") and (noun in PLACE_NOUNS or noun.rstrip("s") in PLACE_NOUNS)
                 if kind == "person" or places:
@@ -334,6 +335,8 @@ def _dates(tokens: list[Token]) -> list[Span]:
             j = i + 1
             if j < n and _RE1.fullmatch(tokens[j].low):
                 j += 1
+                if j + 1 < n and tokens[j].text in ("-", "–") and _RE1.fullmatch(tokens[j + 1].low):
+                    j += 2  # "February 15-16"
             if j + 1 < n and tokens[j].text == "," and _RE2.fullmatch(tokens[j + 1].low):
                 j += 2
             elif j < n and _RE2.fullmatch(tokens[j].low):
@@ -360,7 +363,8 @@ def _numbers(tokens: list[Token]) -> list[Span]:
     i, n = 0, len(tokens)
     while i < n:
         t = tokens[i]
-        in_date = (i > 0 and tokens[i - 1].low.rstrip(".") in MONTHS) or (i + 1 < n and tokens[i + 1].low.rstrip(".") in MONTHS)
+        in_date = (i > 0 and tokens[i - 1].low.rstrip(".") in MONTHS) or (i + 1 < n and tokens[i + 1].low.rstrip(".") in MONTHS) \
+            or (i > 2 and tokens[i - 1].text in ("-", "–") and tokens[i - 3].low.rstrip(".") in MONTHS)  # "February 15-16"
         if t.word and t.number and not in_date and not _is_date_token(t) and t.low not in {"both", "once", "twice", "single", "half"}:
             j = i + 1
             while j < n and tokens[j].word and tokens[j].number:

@@ -120,3 +120,14 @@ def test_at_whose_request_takes_what_follows_the_request():
 def test_a_list_of_places_may_repeat_its_preposition():
     assert answer("In which two capitals do the militaries talk?", "The militaries talk in Turkey, and in Iran.") \
         == "Turkey, and in Iran"
+
+
+def test_a_date_range_is_a_date_not_a_count():
+    sentence = "The groups are invited to the meeting on February 15-16."
+    assert answer("How many groups are invited to the meeting?", sentence) is None
+    assert answer("When is the meeting?", sentence) == "February 15-16"
+
+
+def test_which_officials_asks_for_people_as_described():
+    q = reader.analyse("Which Iranian officials met the envoy?", None, ALIASES)
+    assert q.kind == "person" and q.descriptors == {"iran"}
