@@ -1,16 +1,24 @@
-"""Fit qa's answer confidence on SQuAD v1.1 and check it on held-out articles and on seeds-dev.
+"""Fit qa's two logistic models and measure them on questions they were not fitted on.
 
-Every candidate sentence of the retrieved passages is a row of features (qa/answerer.py
-`Answerer.candidates`); its label says whether the sentence holds a gold answer in the gold
-paragraph. A logistic regression over those rows gives both the ranking of candidates and a
-probability that means something. Fitted on articles 0-23, measured on articles 24-47, so the
-figures printed are not the ones the weights were fitted on.
+Stage 1 picks the sentence. Every candidate sentence of the retrieved passages becomes a row of
+features (qa/answerer.py `Answerer.candidates`). Its label says whether the sentence holds a gold
+answer in a gold source. The fit uses SQuAD v1.1 articles 0-23 plus news questions over seeds/
+(--news: our blind-written sets in benchmarks/data/, weighted by --news-weight). It is
+measured on SQuAD articles 24-47.
 
-    python benchmarks/calibrate.py [--per-split 2000]
+Stage 2 is the confidence. A logistic over the best candidate's stage-1 logit and its `unfit`
+flag, fitted on the news questions, unanswerable ones included. SQuAD v1.1 has none, so it
+cannot teach abstention. Measured on --test (seeds-dev by default, never fitted) and on 500
+held-out SQuAD questions.
 
-Prints the fitted weights as a literal for qa/answerer.py, with sentence accuracy and
-expected calibration error (ECE) before and after, and the seeds-dev figures at several
-abstention thresholds.
+    python benchmarks/calibrate.py        # the weights in qa/answerer.py
+
+The script prints:
+- both weight sets as literals for qa/answerer.py;
+- sentence accuracy and expected calibration error (ECE);
+- answered, sentence_acc and abstain_ok at each threshold.
+
+Needs the `bench` extra (scikit-learn).
 """
 from __future__ import annotations
 
@@ -26,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa import answerer as answerer_mod  # noqa: E402
-from qa import evaluate, reader, store  # noqa: E402
+from qa import evaluate, reader  # noqa: E402
 from qa.api import open_answerer  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -90,21 +98,6 @@ def split(golds, cut, n, rng):
     return rng.sample(train, min(n, len(train))), rng.sample(test, min(n, len(test)))
 
 
-def decisions(logits, y, qid, answerable, threshold):
-    """(answered rate on answerable, sentence accuracy on answerable, abstention on unanswerable)."""
-    best = {}
-    for i, q in enumerate(qid):
-        if q not in best or logits[i] > logits[best[q]]:
-            best[q] = i
-    ans_n = sum(1 for q in best if answerable[q]) or 1
-    un_n = sum(1 for q in best if not answerable[q]) or 1
-    p = {q: 1 / (1 + np.exp(-logits[i])) for q, i in best.items()}
-    answered = sum(1 for q in best if answerable[q] and p[q] >= threshold) / ans_n
-    right = sum(1 for q, i in best.items() if answerable[q] and p[q] >= threshold and y[i]) / ans_n
-    abstain = sum(1 for q in best if not answerable[q] and p[q] < threshold) / un_n
-    return answered, right, abstain
-
-
 def top_rows(answerer, golds):
     """Per question, the best candidate: (stage-1 logit, its features, right?, answerable?)."""
     out = []
@@ -146,12 +139,13 @@ def decision_table(name, p, rows, thresholds):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-split", type=int, default=2000, help="questions sampled from each split")
-    parser.add_argument("--news", type=Path, nargs="*", default=[ROOT / "benchmarks" / "data" / "seeds-heldout.jsonl"],
-                        help="news questions over seeds/ fitted beside SQuAD (default: our held-out set)")
+    parser.add_argument("--news", type=Path, nargs="*", default=[ROOT / "benchmarks" / "data" / "seeds-heldout.jsonl",
+                                                                 ROOT / "benchmarks" / "data" / "seeds-test.jsonl"],
+                        help="news questions over seeds/ fitted beside SQuAD (default: our held-out and test sets)")
     parser.add_argument("--test", type=Path, nargs="*", default=[SHARED / "eval" / "seeds-dev.jsonl"],
                         help="news questions over seeds/ only measured, never fitted (default: seeds-dev)")
-    parser.add_argument("--news-weight", type=float, default=1.0,
-                        help="the news rows' total weight relative to the SQuAD rows' (default 1: equal)")
+    parser.add_argument("--news-weight", type=float, default=0.5,
+                        help="the news rows' total weight relative to the SQuAD rows' (default 0.5)")
     parser.add_argument("--no-unfit", action="store_true", help="stage 2 without the unfit flag: rank by the logit alone")
     args = parser.parse_args()
     global UNFIT
