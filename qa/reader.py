@@ -208,36 +208,28 @@ def tokenize(text: str, start: int, end: int, aliases: dict | None = None) -> li
 
 
 # British spellings folded to American ones, so "defence" matches "defense" (news wires mix both).
-_BRITISH = re.compile(
-    r"^(defen|offen|licen|preten)ce(s?)$|^(cent|theat|met|lit|fib|calib)re(s|d)?$|"
-    r"^(hono|labo|favo|neighbo|behavio|colo|harbo|rumo|armo|vigo|endeavo|humo|savo)ur(.*)$|"
-    r"^(organ|recogn|real|critic|apolog|emphas|stabil|mobil|normal|legitim|priorit|author|characteri?|final|summar|"
-    r"util|jeopard|minim|maxim|modern|neutral|central|privat|militar|subsid|sympath|harmon|standard|special|"
-    r"capital|optim|categor|memor|formal|national|civil|ideal|global|local|demilitar|synchron|motor|hospital)is(e|ed|es|ing|ation|ations|er|ers)$|"
-    r"^(analy|paraly|cataly)s(e|ed|es|ing)$|^(catalog|dialog)ue(s?)$|^(program)me(s?)$|"
-    r"^(travel|cancel|model|label|fuel|signal)l(ed|ing|er|ers)$")
+_BRITISH = [(re.compile(pattern), american) for pattern, american in (
+    (r"^(defen|offen|licen|preten)ce(s?)$", r"\1se\2"),
+    (r"^(cent|theat|met|lit|fib|calib)re(s?)$", r"\1er\2"),
+    (r"^(cent|theat|met|lit|fib|calib)red$", r"\1ered"),
+    (r"^(hono|labo|favo|neighbo|behavio|colo|harbo|rumo|armo|vigo|endeavo|humo|savo)ur(.*)$", r"\1r\2"),
+    (r"^(organ|recogn|real|critic|apolog|emphas|stabil|mobil|normal|legitim|priorit|author|characteri?|final|summar|"
+     r"util|jeopard|minim|maxim|modern|neutral|central|privat|militar|subsid|sympath|harmon|standard|special|"
+     r"capital|optim|categor|memor|formal|national|civil|ideal|global|local|demilitar|synchron|motor|hospital)"
+     r"is(e|ed|es|ing|ation|ations|er|ers)$", r"\1iz\2"),
+    (r"^(analy|paraly|cataly)s(e|ed|es|ing)$", r"\1z\2"),
+    (r"^(catalog|dialog)ue(s?)$", r"\1\2"),
+    (r"^(program)me(s?)$", r"\1\2"),
+    (r"^(travel|cancel|model|label|fuel|signal)l(ed|ing|er|ers)$", r"\1\2"),
+)]
 
 
 def fold_spelling(word: str) -> str:
-    m = _BRITISH.match(word)
-    if not m:
-        return word
-    g = m.groups()
-    if g[0] is not None:
-        return f"{g[0]}se{g[1]}"
-    if g[2] is not None:
-        return f"{g[2]}er{'ed' if g[3] == 'd' else g[3] or ''}"
-    if g[4] is not None:
-        return f"{g[4]}r{g[5]}"
-    if g[6] is not None:
-        return f"{g[6]}iz{g[7]}"
-    if g[8] is not None:
-        return f"{g[8]}z{g[9]}"
-    if g[10] is not None:
-        return f"{g[10]}{g[11]}"
-    if g[12] is not None:
-        return f"{g[12]}{g[13]}"
-    return f"{g[14]}{g[15]}"
+    for pattern, american in _BRITISH:
+        folded, n = pattern.subn(american, word)
+        if n:
+            return folded
+    return word
 
 
 # Other names for the United States, as stems.
