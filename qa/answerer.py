@@ -104,8 +104,9 @@ class Answerer:
         self._paths: dict[int, str] = {}
         self._tokens: dict[int, list] = {}  # sentence -> word tokens; tokenising dominated a warm answer
         self._descriptions: dict[int, dict] = {}  # document -> name -> words describing it
-        self.places = reader.place_names(d.text for d in index.documents)
         self.aliases = reader.demonyms(d.text for d in index.documents)
+        # A word the corpus makes an adjective of ("African") is a place too.
+        self.places = reader.place_names(d.text for d in index.documents) | set(self.aliases.values()) - {"u.s"}
 
     def tokens(self, s: int) -> list:
         tokens = self._tokens.get(s)

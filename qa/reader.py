@@ -446,6 +446,8 @@ def _name_list(tokens: list[Token], k: int, open_ended: bool = False) -> list[Sp
     return [Span(i, right.j, "list")]
 
 
+# Ranks that make a different office of a title: a deputy foreign minister is not the foreign minister.
+RANKS = ("deputy", "vice", "former", "acting", "assistant", "ex")
 # Words opening a sentence that refers back to the one before: "He said it was done at a request from ..."
 ANAPHORS = {"he", "she", "it", "they", "this", "these", "that", "those", "his", "her", "its", "their", "such", "there"}
 REPORTING = {"said", "says", "say", "added", "adds", "noted", "notes", "continued", "stressed", "told", "stated",
@@ -718,8 +720,7 @@ def best_span(tokens: list[Token], question: Question, places: frozenset[str] = 
             score -= 1.0 if any(t.low in ROLE_WORDS for t in tokens[s.i : s.j]) else 0.0
         if "name" in question.stems and s.kind == "name":
             score += 0.5
-        if question.descriptors:
-            score -= 3.0 * undescribed(tokens, s, question, known)
+        score -= 3.0 * undescribed(tokens, s, question, known)
         if question.reported and speaks(tokens, s):
             score += 1.0
         scored.append(Span(s.i, s.j, s.kind, score))
@@ -802,6 +803,15 @@ def descriptions(sentences: list[list[Token]]) -> dict[str, set[str]]:
     return found
 
 
+def _outranked(tokens: list[Token], span: Span, question: Question) -> bool:
+    """The title right before the name holds the asked office under a rank the question lacks:
+    "Deputy Foreign Minister" for "foreign minister", not for "special envoy"."""
+    for k in range(max(0, span.i - 4), span.i):
+        if tokens[k].low in RANKS and tokens[k].low not in question.text.lower():
+            return any(t.stem in question.stems for t in tokens[k + 1 : span.i])
+    return False
+
+
 def undescribed(tokens: list[Token], span: Span | None, question: Question, known: dict | None = None) -> float:
     """Share of the question's descriptors missing from the words that name the answer.
 
@@ -809,8 +819,14 @@ def undescribed(tokens: list[Token], span: Span | None, question: Question, know
     Mistura" even when "a US representative" sits later in the sentence: the descriptor must be in
     the answer's own title ("Russia's Permanent Representative ... Alexei Borodavkin"), in an
     appositive right after it, or in another mention of the same name in the article (`known`).
+    Nor is "Who is Russia's foreign minister?" answered by "Deputy Foreign Minister Mikhail
+    Bogdanov": a rank in the title that the question lacks counts as a missing description.
     """
-    if not question.descriptors or span is None or span.kind not in ("person", "name", "list"):
+    if span is None or span.kind not in ("person", "name", "list"):
+        return 0.0
+    if span.kind == "person" and _outranked(tokens, span, question):
+        return 1.0
+    if not question.descriptors:
         return 0.0
     present = description(tokens, span)
     if known:

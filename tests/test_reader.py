@@ -131,3 +131,11 @@ def test_a_date_range_is_a_date_not_a_count():
 def test_which_officials_asks_for_people_as_described():
     q = reader.analyse("Which Iranian officials met the envoy?", None, ALIASES)
     assert q.kind == "person" and q.descriptors == {"iran"}
+
+
+def test_a_deputy_is_not_the_office_asked_for():
+    sentence = "Deputy Foreign Minister Mikhail Bogdanov met Russian Foreign Minister Sergey Lavrov."
+    assert answer("Who is Russia's foreign minister?", sentence) == "Sergey Lavrov"
+    assert answer("Who is Russia's deputy foreign minister?", sentence) == "Mikhail Bogdanov"
+    assert answer("Who is the president's special envoy?",
+                  "The president's special envoy and Deputy Foreign Minister Mikhail Bogdanov spoke.") == "Mikhail Bogdanov"
