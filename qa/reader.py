@@ -26,7 +26,7 @@ NUMBER_WORDS = {
     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
     "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty",
     "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "million", "billion", "trillion", "dozen",
-    "dozens", "hundreds", "thousands", "millions", "billions", "half", "several", "both", "single", "once", "twice",
+    "dozens", "numerous", "few", "multiple", "hundreds", "thousands", "millions", "billions", "half", "several", "both", "single", "once", "twice",
 }
 NUMBER_MODIFIERS = {"about", "around", "approximately", "nearly", "almost", "some", "over", "under", "more", "less",
                     "than", "at", "least", "most", "up", "to", "roughly", "just", "only", "all", "the", "a", "an"}
@@ -134,13 +134,19 @@ def analyse(question: str, weight_of=None, aliases: dict | None = None) -> Quest
     content = [w for w in content if w.lower() != "us" or w == "US"]  # "the US", not "us"
     stems = _stems(content, aliases)
     weights = {s: (weight_of(s) if weight_of else 1.0) for s in stems}
-    reported = kind == "person" and re.search(r"\b(?:said|says?|told|tell|announced?|stated?|noted|stressed|claimed|warned|"
+    reported = kind == "person" and re.search(r"\b(?:said|says?|told|tell|announced?|stated|noted|stressed|claimed|warned|"
                                                 r"declared|insisted|added|emphasi[sz]ed|called|urged)\b", low) is not None
+    defined = _DEFINED.match(text)
+    if kind == "person" and not descriptors and defined:
+        # "Who is the US Secretary of State?": the answer is the name the article describes so.
+        descriptors = _stems([w for w in _WORDS.findall(defined.group(1)) if w.lower() not in STOPWORDS - {"us"}], aliases)
     when = ("time" if re.search(r"\b(?:what|which)\s+(?:local\s+)?(?:time|hour)\b", low) else
             "year" if re.search(r"\b(?:what|which)\s+year\b", low) else "")
     return Question(text, kind, frozenset(target), frozenset(stems), weights, frozenset(descriptors), places, reported, when)
 
 
+_DEFINED = re.compile(r"^\s*who\s+(?:is|was|are|were|(?:serves?|served|acts?|acted)\s+as|heads?|headed|leads?|led)\s+(.+?)\s*\??\s*$",
+                      re.IGNORECASE)
 _WORDS = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*\.?")
 
 
@@ -500,7 +506,7 @@ def _names_places(tokens: list[Token], span: Span, places: frozenset[str]) -> bo
     """Only names, joined by commas and "and", at least one of them a place the corpus knows.
 
     "Moscow, and in Washington" counts: prepositions may repeat before each place."""
-    words = [t for t in tokens[span.i : span.j] if t.word and t.low not in ("and", "or", "in", "at", "to", "from")]
+    words = [t for t in tokens[span.i : span.j] if t.word and t.low not in ("and", "or", "in", "at", "to", "from", "the")]
     return bool(words) and all(t.capitalised for t in words) and any(t.low in places for t in words)
 
 
@@ -750,6 +756,10 @@ def kind_ok(span: Span | None, question: Question) -> bool:
 _CLAUSE_BREAKS = {",", ";", ":", "(", ")", ".", '"', "“", "”", "—", "–", "[", "]"}
 
 
+_LINKS = REPORTING | {"met", "meets", "meet", "thanked", "urged", "called", "invited", "visited", "replaced", "accused",
+                     "criticized", "criticised", "praised", "phoned", "received", "hosted", "discussed", "with", "by"}
+
+
 def description(tokens: list[Token], span: Span) -> set[str]:
     """Stems of the words that name a phrase: its own, its title before it, an appositive after it."""
     present: set[str] = set()
@@ -761,15 +771,27 @@ def description(tokens: list[Token], span: Span) -> set[str]:
     for k in range(span.i, span.j):
         take(k)
     k = span.i - 1
-    while k >= 0 and span.i - k <= 16 and tokens[k].text not in _CLAUSE_BREAKS:
+    # Back to the clause's start, or to a verb: "Lavrov told US Secretary of State John Kerry"
+    # describes Kerry by "US Secretary of State" only.
+    while k >= 0 and span.i - k <= 16 and tokens[k].text not in _CLAUSE_BREAKS and tokens[k].low not in _LINKS:
         take(k)
         k -= 1
     if span.j < len(tokens) and tokens[span.j].text == ",":
+        # An appositive closes with a comma: "Alexei Borodavkin, Russia's envoy, said"; "According
+        # to de Mistura, about 900 militants are active." describes the militants, not him.
         k = span.j + 1
         while k < len(tokens) and k - span.j <= 12 and tokens[k].text not in _CLAUSE_BREAKS:
-            take(k)
             k += 1
+        if k < len(tokens) and tokens[k].text == ",":
+            for m in range(span.j + 1, k):
+                take(m)
     return present
+
+
+def _described(stem: str, present: set[str]) -> bool:
+    """The stem, or a word of the same root: "ministry" describes a "minister" ("ministri"/"minist")."""
+    return stem in present or len(stem) >= 5 and any(
+        len(p) >= 5 and (p.startswith(stem) or stem.startswith(p)) for p in present)
 
 
 _DEFINITION = re.compile(r"^\s*(?:who|which\s+[\w'’-]+(?:\s+[\w'’-]+)?)\s+(?:is|was|are|were|serves?|served|heads?|headed|leads?|led|acts?|acted)\b", re.I)
@@ -831,7 +853,7 @@ def undescribed(tokens: list[Token], span: Span | None, question: Question, know
     present = description(tokens, span)
     if known:
         present |= known.get(tokens[span.j - 1].low, set())
-    return sum(1 for d in question.descriptors if d not in present) / len(question.descriptors)
+    return sum(1 for d in question.descriptors if not _described(d, present)) / len(question.descriptors)
 
 
 def count_mismatch(tokens: list[Token], span: Span | None, question: Question) -> float:

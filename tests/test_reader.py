@@ -134,8 +134,24 @@ def test_which_officials_asks_for_people_as_described():
 
 
 def test_a_deputy_is_not_the_office_asked_for():
-    sentence = "Deputy Foreign Minister Mikhail Bogdanov met Russian Foreign Minister Sergey Lavrov."
+    sentence = "Russia's Deputy Foreign Minister Mikhail Bogdanov met Russian Foreign Minister Sergey Lavrov."
     assert answer("Who is Russia's foreign minister?", sentence) == "Sergey Lavrov"
     assert answer("Who is Russia's deputy foreign minister?", sentence) == "Mikhail Bogdanov"
     assert answer("Who is the president's special envoy?",
                   "The president's special envoy and Deputy Foreign Minister Mikhail Bogdanov spoke.") == "Mikhail Bogdanov"
+
+
+def test_who_is_asks_for_the_name_described_so():
+    sentence = "In response to the Secretary of State's call, Sergey Lavrov told US Secretary of State John Kerry."
+    assert answer("Who is the US Secretary of State?", sentence) == "John Kerry"
+    q = reader.analyse("Who heads Russia's defence ministry?", None, ALIASES)
+    toks = tokens("Russian Defense Minister Sergei Shoigu said so.")
+    span = reader.best_span(toks, q, PLACES)
+    assert reader.undescribed(toks, span, q) == 0.0  # "ministry" is described by "Minister"
+
+
+def test_a_clause_after_a_name_is_no_appositive():
+    q = reader.analyse("Who is the leader of the Nusra front?", None, ALIASES)
+    toks = tokens("According to Jan Smit, about 900 Nusra front fighters are active.")
+    span = reader.best_span(toks, q, PLACES)
+    assert reader.undescribed(toks, span, q) == 1.0
