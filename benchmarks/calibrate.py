@@ -126,22 +126,30 @@ def confidence_matrix(rows):
 
 
 def decision_table(name, p, rows, thresholds):
+    """Print answered, sentence_acc and abstain_ok at each threshold; return the threshold making the
+    most right decisions (right answers plus right abstentions) that still answers 95% of the
+    answerable questions, the rule qa/answerer.py's THRESHOLD follows."""
     right = np.array([r[2] for r in rows])
     answerable = np.array([r[3] for r in rows])
     print(f"{name}: {answerable.sum()} answerable, {(~answerable).sum()} unanswerable")
     print(f"{'threshold':>9}{'answered':>10}{'sentence_acc':>14}{'abstain_ok':>12}")
+    best, most = None, -1
     for t in thresholds:
         keep = p >= t
         print(f"{t:>9.2f}{keep[answerable].mean():>10.3f}{(keep & right)[answerable].mean():>14.3f}"
               f"{(~keep[~answerable]).mean() if (~answerable).any() else float('nan'):>12.3f}")
+        decisions = int((keep & right & answerable).sum() + (~keep & ~answerable).sum())
+        if keep[answerable].mean() >= 0.95 and decisions > most:
+            best, most = float(t), decisions
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-split", type=int, default=2000, help="questions sampled from each split")
-    parser.add_argument("--news", type=Path, nargs="*", default=[ROOT / "benchmarks" / "data" / "seeds-heldout.jsonl",
-                                                                 ROOT / "benchmarks" / "data" / "seeds-test.jsonl"],
-                        help="news questions over seeds/ fitted beside SQuAD (default: our held-out and test sets)")
+    parser.add_argument("--news", type=Path, nargs="*",
+                        default=[ROOT / "benchmarks" / "data" / f"seeds-{name}.jsonl" for name in ("heldout", "test", "final")],
+                        help="news questions over seeds/ fitted beside SQuAD (default: our heldout, test and final sets)")
     parser.add_argument("--test", type=Path, nargs="*", default=[SHARED / "eval" / "seeds-dev.jsonl"],
                         help="news questions over seeds/ only measured, never fitted (default: seeds-dev)")
     parser.add_argument("--news-weight", type=float, default=0.5,
@@ -192,7 +200,9 @@ def main() -> None:
         right = np.array([r[2] for r in rows], dtype=float)
         bins = np.minimum((p * 10).astype(int), 9)
         ece = sum(abs(p[bins == b].mean() - right[bins == b].mean()) * (bins == b).sum() for b in range(10) if (bins == b).any()) / len(p)
-        decision_table(f"{name} (ECE {ece:.3f})", p, rows, thresholds)
+        chosen = decision_table(f"{name} (ECE {ece:.3f})", p, rows, thresholds)
+        if name == "news, fitted":
+            print(f"threshold: {chosen:.2f} (most right decisions on the fitted questions, answering >= 95%)")
 
 
 if __name__ == "__main__":

@@ -20,37 +20,38 @@ PASSAGES = 5  # passages whose sentences compete to hold the answer
 
 # Stage 1, which sentence: logistic weights over the features of a candidate sentence, fitted by
 # benchmarks/calibrate.py on SQuAD v1.1 dev articles 0-23 together with our own news questions over
-# seeds/ (benchmarks/data/seeds-heldout.jsonl and seeds-test.jsonl, half the weight); label: the
-# sentence holds a gold answer in a gold source. Neither seeds-dev nor benchmarks/data/seeds-final.jsonl
-# is fitted on: the README's figures for them are tests.
+# seeds/ (benchmarks/data/seeds-{heldout,test,final}.jsonl, half the weight); label: the sentence
+# holds a gold answer in a gold source. Neither seeds-dev nor benchmarks/data/seeds-blind5.jsonl is
+# fitted on: the README's figures for them are tests.
 CALIBRATION = {
-    "bias": -4.723,
-    "dense": 1.74,  # cosine of question and sentence
-    "bm25": 2.756,  # sentence BM25 over the best sentence's
-    "coverage": 0.208,  # share of the question's idf-weighted words in the sentence
-    "passage": 1.68,  # fused passage score minus the best passage's (z units)
-    "span": 0.026,
-    "span_score": 0.027,
-    "kind_ok": 0.451,  # a phrase of the asked kind was found
-    "missing": -1.539,  # a typed question (who, when, how many ...) with no such phrase here
-    "mismatch": -0.808,  # the number found counts something else
-    "context": 1.668,  # coverage by the sentence and the one before it (coreference)
-    "focus": -0.559,  # a "whose request" or "how many people" noun absent here and in the sentence before
-    "undescribed": -1.523,  # share of the "which *American* official" words not describing the name
-    "speaker": 4.489,  # a "who said" question and a name beside a reporting verb
-    "previous": -0.613,  # cosine of question and the sentence before
-    "anaphor": 0.099,  # the sentence opens with he, it, this ...
-    "echo": 0.169,  # share of the question describing the name itself (its own subject)
-    "anaphor_dense": 0.541,  # for those, the sentence before's cosine
-    "anaphor_bm25": -0.161,  # and its BM25
+    "bias": -4.616,
+    "dense": 1.582,  # cosine of question and sentence
+    "bm25": 2.856,  # sentence BM25 over the best sentence's
+    "coverage": 0.041,  # share of the question's idf-weighted words in the sentence
+    "passage": 1.807,  # fused passage score minus the best passage's (z units)
+    "span": -0.087,
+    "span_score": 0.024,
+    "kind_ok": 0.46,  # a phrase of the asked kind was found
+    "missing": -1.489,  # a typed question (who, when, how many ...) with no such phrase here
+    "mismatch": -1.018,  # the number found counts something else
+    "context": 1.976,  # coverage by the sentence and the one before it (coreference)
+    "focus": -0.498,  # a "whose request" or "how many people" noun absent here and in the sentence before
+    "undescribed": -1.121,  # share of the "which *American* official" words not describing the name
+    "speaker": 4.374,  # a "who said" question and a name beside a reporting verb
+    "previous": -0.723,  # cosine of question and the sentence before
+    "anaphor": 0.15,  # the sentence opens with he, it, this ...
+    "echo": -0.66,  # share of the question describing the name itself (its own subject)
+    "anaphor_dense": 0.579,  # for those, the sentence before's cosine
+    "anaphor_bm25": -0.236,  # and its BM25
 }
 # Stage 2, how far to trust a candidate: a logistic regression over its CALIBRATION logit and how
 # surely it is not the kind of thing asked (unfit), fitted by benchmarks/calibrate.py on the same news
 # questions, unanswerable ones among them; the score of every answer. SQuAD v1.1 has no questions
 # the text doesn't answer, so it cannot teach this part.
-CONFIDENCE = {"bias": 1.354, "logit": 0.573, "unfit": -2.356}
-# Abstain below this confidence: 0.40-0.60 make the most right decisions (right answers plus right
-# abstentions) on the fitted news questions; benchmarks/calibrate.py prints the trade-off.
+CONFIDENCE = {"bias": 1.709, "logit": 0.319, "unfit": -2.812}
+# Abstain below this confidence: the threshold making the most right decisions (right answers plus
+# right abstentions) on the fitted news questions while answering at least 95% of the answerable
+# ones; benchmarks/calibrate.py prints the trade-off.
 THRESHOLD = 0.5
 
 
