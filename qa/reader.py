@@ -72,6 +72,7 @@ class Question:
     places: bool = False  # asks for places ("which countries", "which two cities")
     reported: bool = False  # asks who said something: the answer is the speaker ("Lavrov said")
     when: str = ""  # "time" for a time of day ("at what time"), "year" for a year
+    defines: bool = False  # "Who is ...?", "Which official heads ...?": asks for whoever is so described
 
 
 _Q_PATTERNS = [
@@ -142,9 +143,12 @@ def analyse(question: str, weight_of=None, aliases: dict | None = None) -> Quest
         descriptors = _stems([w for w in _WORDS.findall(defined.group(1)) if w.lower() not in STOPWORDS - {"us"}], aliases)
     when = ("time" if re.search(r"\b(?:what|which)\s+(?:local\s+)?(?:time|hour)\b", low) else
             "year" if re.search(r"\b(?:what|which)\s+year\b", low) else "")
-    return Question(text, kind, frozenset(target), frozenset(stems), weights, frozenset(descriptors), places, reported, when)
+    return Question(text, kind, frozenset(target), frozenset(stems), weights, frozenset(descriptors), places, reported, when,
+                    _DEFINITION.match(text) is not None)
 
 
+# A question that defines its answer, and (for "who" questions) the description it gives.
+_DEFINITION = re.compile(r"^\s*(?:who|which\s+[\w'’-]+(?:\s+[\w'’-]+)?)\s+(?:is|was|are|were|serves?|served|heads?|headed|leads?|led|acts?|acted)\b", re.I)
 _DEFINED = re.compile(r"^\s*who\s+(?:is|was|are|were|(?:serves?|served|acts?|acted)\s+as|heads?|headed|leads?|led)\s+(.+?)\s*\??\s*$",
                       re.IGNORECASE)
 _WORDS = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*\.?")
@@ -794,9 +798,6 @@ def _described(stem: str, present: set[str]) -> bool:
         len(p) >= 5 and (p.startswith(stem) or stem.startswith(p)) for p in present)
 
 
-_DEFINITION = re.compile(r"^\s*(?:who|which\s+[\w'’-]+(?:\s+[\w'’-]+)?)\s+(?:is|was|are|were|serves?|served|heads?|headed|leads?|led|acts?|acted)\b", re.I)
-
-
 def echo(tokens: list[Token], span: Span | None, question: Question) -> float:
     """Share of the question's words that describe the phrase itself: the question's own subject.
 
@@ -804,7 +805,7 @@ def echo(tokens: list[Token], span: Span | None, question: Question) -> float:
     Defense Minister Sergei Shoigu": the question names him to ask about someone else. "Who is
     the UN's envoy for Syria?" asks for exactly the person so described, so it never counts.
     """
-    if span is None or span.kind != "person" or _DEFINITION.match(question.text):
+    if span is None or span.kind != "person" or question.defines:
         return 0.0
     total = sum(question.weights.values())
     own = {t.stem for t in tokens[span.i : span.j]}
@@ -828,8 +829,9 @@ def descriptions(sentences: list[list[Token]]) -> dict[str, set[str]]:
 def _outranked(tokens: list[Token], span: Span, question: Question) -> bool:
     """The title right before the name holds the asked office under a rank the question lacks:
     "Deputy Foreign Minister" for "foreign minister", not for "special envoy"."""
+    asked = question.text.lower()
     for k in range(max(0, span.i - 4), span.i):
-        if tokens[k].low in RANKS and tokens[k].low not in question.text.lower():
+        if tokens[k].low in RANKS and tokens[k].low not in asked:
             return any(t.stem in question.stems for t in tokens[k + 1 : span.i])
     return False
 
