@@ -126,51 +126,55 @@ def _lines(stream: IO[str]) -> Iterator[tuple[int, str | None]]:
             yield number, line.rstrip("\r\n")
 
 
-def _read_txt(source: Source) -> Iterator[Item]:
+def _text_lines(source: Source, comments: bool) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text, error) for every line worth reading: blank lines (and, with comments,
+    lines starting with #) are skipped; over-long and undecodable lines come with their error."""
     with _open_text(source, newline=None) as stream:
         for number, text in _lines(stream):
             if text is None:
-                yield Item(number, None, None, _line_too_long())
+                yield number, None, _line_too_long()
                 continue
             stripped = text.strip()
-            if not stripped or stripped.startswith("#"):
+            if not stripped or comments and stripped.startswith("#"):
                 continue
             if _undecodable(text):
-                yield Item(number, None, None, "not valid UTF-8")
+                yield number, None, "not valid UTF-8"
                 continue
-            question, error = _question(text)
-            yield Item(number, None, question, error)
+            yield number, text, None
+
+
+def _read_txt(source: Source) -> Iterator[Item]:
+    for number, text, error in _text_lines(source, comments=True):
+        if error:
+            yield Item(number, None, None, error)
+            continue
+        question, error = _question(text)
+        yield Item(number, None, question, error)
 
 
 def _read_jsonl(source: Source) -> Iterator[Item]:
-    with _open_text(source, newline=None) as stream:
-        for number, text in _lines(stream):
-            if text is None:
-                yield Item(number, None, None, _line_too_long())
-                continue
-            if not text.strip():
-                continue
-            if _undecodable(text):
-                yield Item(number, None, None, "not valid UTF-8")
-                continue
-            try:
-                record = json.loads(text)
-            except (ValueError, RecursionError) as exc:
-                detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-                yield Item(number, None, None, f"not valid JSON: {detail}")
-                continue
-            if not isinstance(record, dict):
-                yield Item(number, None, None, f"not a JSON object but {_kind(record)}")
-                continue
-            question, error = _question(record.get("question", _MISSING))
-            raw_id = record.get("id")
-            if raw_id is None or isinstance(raw_id, str):
-                id_ = raw_id or None  # "" cannot be told from "no id" once written to CSV
-            elif isinstance(raw_id, (int, float)) and not isinstance(raw_id, bool):
-                id_ = json.dumps(raw_id)
-            else:
-                id_, error = None, f'"id" is {_kind(raw_id)}; it must be a string or a number'
-            yield Item(number, id_, question, error)
+    for number, text, error in _text_lines(source, comments=False):
+        if error:
+            yield Item(number, None, None, error)
+            continue
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            yield Item(number, None, None, f"not valid JSON: {detail}")
+            continue
+        if not isinstance(record, dict):
+            yield Item(number, None, None, f"not a JSON object but {_kind(record)}")
+            continue
+        question, error = _question(record.get("question", _MISSING))
+        raw_id = record.get("id")
+        if raw_id is None or isinstance(raw_id, str):
+            id_ = raw_id or None  # "" cannot be told from "no id" once written to CSV
+        elif isinstance(raw_id, (int, float)) and not isinstance(raw_id, bool):
+            id_ = json.dumps(raw_id)
+        else:
+            id_, error = None, f'"id" is {_kind(raw_id)}; it must be a string or a number'
+        yield Item(number, id_, question, error)
 
 
 def _read_csv(source: Source) -> Iterator[Item]:
