@@ -42,29 +42,31 @@ OUT = ROOT / "benchmarks" / "out"
 FEATURES = sorted(answerer_mod.CALIBRATION.keys() - {"bias"})
 
 
-def rows_for(answerer, golds, batch=64):
-    """(features, label, question number) for every candidate of every question."""
-    X, y, qid = [], [], []
+def ranked(answerer, golds, batch=64):
+    """(question number, gold, candidates best first) for each gold question, as the answerer ranks them."""
     for lo in range(0, len(golds), batch):
         chunk = golds[lo : lo + batch]
-        signals = answerer.retriever.signals_batch([g.question for g in chunk])
-        for n, (gold, s) in enumerate(zip(chunk, signals)):
+        for n, (gold, signals) in enumerate(zip(chunk, answerer.retriever.signals_batch([g.question for g in chunk]))):
             question = reader.analyse(gold.question, answerer._idf, answerer.aliases)
-            hits = answerer.retriever.fuse(s, answer_mod_passages())
-            for c in answerer.candidates(question, s, hits):
-                sent = answerer.index.sentence(c.sentence)
-                doc = answerer.index.documents[sent.doc]
-                text = evaluate.normalize(doc.text[sent.start : sent.end])
-                right = Path(doc.path).name in gold.sources and any(
-                    evaluate.normalize(a) and evaluate.normalize(a) in text for a in gold.answers)
-                X.append([c.features[f] for f in FEATURES])
-                y.append(right)
-                qid.append(lo + n)
+            yield lo + n, gold, answerer.candidates(question, signals, answerer.retriever.fuse(signals, answerer_mod.PASSAGES))
+
+
+def right(answerer, candidate, gold) -> bool:
+    """Does the candidate's sentence hold a gold answer, in a gold source (score.py's test)?"""
+    sent = answerer.index.sentence(candidate.sentence)
+    doc = answerer.index.documents[sent.doc]
+    return evaluate.holds_answer(gold, doc.text[sent.start : sent.end], Path(doc.path).name)
+
+
+def rows_for(answerer, golds):
+    """(features, label, question number) for every candidate of every question."""
+    X, y, qid = [], [], []
+    for n, gold, candidates in ranked(answerer, golds):
+        for c in candidates:
+            X.append([c.features[f] for f in FEATURES])
+            y.append(right(answerer, c, gold))
+            qid.append(n)
     return np.array(X, dtype=np.float64), np.array(y, dtype=bool), np.array(qid)
-
-
-def answer_mod_passages():
-    return answerer_mod.PASSAGES
 
 
 def top_metrics(logits, y, qid):
@@ -75,10 +77,8 @@ def top_metrics(logits, y, qid):
             best[q] = i
     idx = np.array(list(best.values()))
     p = 1 / (1 + np.exp(-logits[idx]))
-    correct = y[idx].astype(float)
-    bins = np.minimum((p * 10).astype(int), 9)
-    ece = sum(abs(p[bins == b].mean() - correct[bins == b].mean()) * (bins == b).sum() for b in range(10) if (bins == b).any()) / len(p)
-    return correct.mean(), ece, p, correct
+    correct = y[idx]
+    return correct.mean(), evaluate.calibrate(p.tolist(), correct.tolist(), 0.5).ece
 
 
 def current_logits(X):
@@ -86,9 +86,9 @@ def current_logits(X):
     return X @ w + answerer_mod.CALIBRATION["bias"]
 
 
-def open_squad(version: str):
-    corpus, root = OUT / f"squad-{version}" / "corpus", OUT / f"squad-{version}" / "index"
-    golds = evaluate.write_squad_corpus(SHARED / "data" / "squad" / f"dev-{version}.0.json" if version == "v2" else SHARED / "data" / "squad" / "dev-v1.1.json", corpus)
+def open_squad():
+    corpus, root = OUT / "squad-v1" / "corpus", OUT / "squad-v1" / "index"
+    golds = evaluate.write_squad_corpus(SHARED / "data" / "squad" / "dev-v1.1.json", corpus)
     return open_answerer(corpus, root, notify=lambda m: print(m, file=sys.stderr)), golds
 
 
@@ -101,20 +101,12 @@ def split(golds, cut, n, rng):
 def top_rows(answerer, golds):
     """Per question, the best candidate: (stage-1 logit, its features, right?, answerable?)."""
     out = []
-    signals = answerer.retriever.signals_batch([g.question for g in golds])
-    for gold, sig in zip(golds, signals):
-        question = reader.analyse(gold.question, answerer._idf, answerer.aliases)
-        cands = answerer.candidates(question, sig, answerer.retriever.fuse(sig, answer_mod_passages()))
-        if not cands:
+    for _, gold, candidates in ranked(answerer, golds):
+        if not candidates:
             out.append((-30.0, {}, False, gold.answerable))
             continue
-        c = cands[0]
-        sent = answerer.index.sentence(c.sentence)
-        doc = answerer.index.documents[sent.doc]
-        text = evaluate.normalize(doc.text[sent.start : sent.end])
-        right = Path(doc.path).name in gold.sources and any(
-            evaluate.normalize(a) and evaluate.normalize(a) in text for a in gold.answers)
-        out.append((c.logit, c.features, right, gold.answerable))
+        c = candidates[0]
+        out.append((c.logit, c.features, right(answerer, c, gold), gold.answerable))
     return out
 
 
@@ -129,16 +121,16 @@ def decision_table(name, p, rows, thresholds):
     """Print answered, sentence_acc and abstain_ok at each threshold; return the threshold making the
     most right decisions (right answers plus right abstentions) that still answers 95% of the
     answerable questions, the rule qa/answerer.py's THRESHOLD follows."""
-    right = np.array([r[2] for r in rows])
+    correct = np.array([r[2] for r in rows])
     answerable = np.array([r[3] for r in rows])
     print(f"{name}: {answerable.sum()} answerable, {(~answerable).sum()} unanswerable")
     print(f"{'threshold':>9}{'answered':>10}{'sentence_acc':>14}{'abstain_ok':>12}")
     best, most = None, -1
     for t in thresholds:
         keep = p >= t
-        print(f"{t:>9.2f}{keep[answerable].mean():>10.3f}{(keep & right)[answerable].mean():>14.3f}"
+        print(f"{t:>9.2f}{keep[answerable].mean():>10.3f}{(keep & correct)[answerable].mean():>14.3f}"
               f"{(~keep[~answerable]).mean() if (~answerable).any() else float('nan'):>12.3f}")
-        decisions = int((keep & right & answerable).sum() + (~keep & ~answerable).sum())
+        decisions = int((keep & correct & answerable).sum() + (~keep & ~answerable).sum())
         if keep[answerable].mean() >= 0.95 and decisions > most:
             best, most = float(t), decisions
     return best
@@ -159,7 +151,7 @@ def main() -> None:
     global UNFIT
     UNFIT = not args.no_unfit
     rng = random.Random(0)
-    answerer, golds = open_squad("v1")
+    answerer, golds = open_squad()
     train, test = split(golds, 24, args.per_split, rng)
     Xtr, ytr, qtr = rows_for(answerer, train)
     Xte, yte, qte = rows_for(answerer, test)
@@ -178,7 +170,7 @@ def main() -> None:
     print(f"SQuAD held out: {len(test)} questions (articles >= 24), {len(yte)} candidates")
     print(f"{'weights':<12}{'sentence_acc':>14}{'ECE':>8}")
     for name, logits in (("current", current_logits(Xte)), ("fitted", model.decision_function(Xte))):
-        acc, ece, _, _ = top_metrics(logits, yte, qte)
+        acc, ece = top_metrics(logits, yte, qte)
         print(f"{name:<12}{acc:>14.3f}{ece:>8.3f}   (top answer over held-out SQuAD questions)")
     print("fitted CALIBRATION =", json.dumps(fitted))
 
@@ -197,9 +189,7 @@ def main() -> None:
                              ("SQuAD, held out (500)", test[:500], answerer)):
         rows = top_rows(on, golds_)
         p = conf.predict_proba(confidence_matrix(rows))[:, 1]
-        right = np.array([r[2] for r in rows], dtype=float)
-        bins = np.minimum((p * 10).astype(int), 9)
-        ece = sum(abs(p[bins == b].mean() - right[bins == b].mean()) * (bins == b).sum() for b in range(10) if (bins == b).any()) / len(p)
+        ece = evaluate.calibrate(p.tolist(), [r[2] for r in rows], 0.5).ece
         chosen = decision_table(f"{name} (ECE {ece:.3f})", p, rows, thresholds)
         if name == "news, fitted":
             print(f"threshold: {chosen:.2f} (most right decisions on the fitted questions, answering >= 95%)")

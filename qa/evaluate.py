@@ -150,6 +150,12 @@ class Verdict:
     failure: str | None = None
 
 
+def holds_answer(gold: Gold, sentence: str, source_name: str) -> bool:
+    """score.py's sentence_acc test: the sentence holds a gold answer and comes from a gold source."""
+    text = normalize(sentence)
+    return source_name in gold.sources and any(g and g in text for g in map(normalize, gold.answers))
+
+
 def judge(gold: Gold, record: dict | None, text_of: TextOf) -> Verdict:
     """Score one answer record (Result.to_json()) against its gold question."""
     if record is None:
@@ -166,9 +172,8 @@ def judge(gold: Gold, record: dict | None, text_of: TextOf) -> Verdict:
     if answers and gold.answerable:
         top = answers[0]
         cited = Path((top.get("source") or {}).get("path", "")).name
-        sentence = normalize(top.get("sentence") or top.get("answer") or "")
+        correct = holds_answer(gold, top.get("sentence") or top.get("answer") or "", cited)
         golds = [normalize(g) for g in gold.answers]
-        correct = any(g and g in sentence for g in golds) and cited in gold.sources
         em = max(float(normalize(top.get("answer", "")) == g) for g in golds)
         f1 = max(token_f1(top.get("answer", ""), g) for g in gold.answers)
         tokens = len(normalize(top.get("answer", "")).split())
