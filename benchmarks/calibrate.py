@@ -120,7 +120,8 @@ def confidence_matrix(rows):
 def decision_table(name, p, rows, thresholds):
     """Print answered, sentence_acc and abstain_ok at each threshold; return the threshold making the
     most right decisions (right answers plus right abstentions) that still answers 95% of the
-    answerable questions, the rule qa/answerer.py's THRESHOLD follows."""
+    answerable questions, the highest of any tie (abstain where it costs no right answer), the
+    rule qa/answerer.py's THRESHOLD follows."""
     correct = np.array([r[2] for r in rows])
     answerable = np.array([r[3] for r in rows])
     print(f"{name}: {answerable.sum()} answerable, {(~answerable).sum()} unanswerable")
@@ -131,7 +132,7 @@ def decision_table(name, p, rows, thresholds):
         print(f"{t:>9.2f}{keep[answerable].mean():>10.3f}{(keep & correct)[answerable].mean():>14.3f}"
               f"{(~keep[~answerable]).mean() if (~answerable).any() else float('nan'):>12.3f}")
         decisions = int((keep & correct & answerable).sum() + (~keep & ~answerable).sum())
-        if keep[answerable].mean() >= 0.95 and decisions > most:
+        if keep[answerable].mean() >= 0.95 and decisions >= most:
             best, most = float(t), decisions
     return best
 

@@ -51,7 +51,7 @@ CALIBRATION = {
 CONFIDENCE = {"bias": 1.709, "logit": 0.319, "unfit": -2.812}
 # Abstain below this confidence: the threshold making the most right decisions (right answers plus
 # right abstentions) on the fitted news questions while answering at least 95% of the answerable
-# ones; benchmarks/calibrate.py prints the trade-off.
+# ones, the highest of a tie (0.35-0.50 tie here); benchmarks/calibrate.py prints the trade-off.
 THRESHOLD = 0.5
 
 
