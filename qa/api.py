@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from . import corpus as corpus_mod
 from . import embedder as embedder_mod
 from . import store
 from .answerer import Answerer
 from .chunker import ChunkSettings
-from .errors import CorpusError, IndexForeign, IndexMissing
+from .errors import CorpusError, IndexDamaged, IndexForeign, IndexMissing
 
 Notify = Callable[[str], None]
 ENCODER_DIR = "encoder"  # beside the generations: the query encoder outlives index rebuilds
@@ -20,39 +21,95 @@ ENCODER_DIR = "encoder"  # beside the generations: the query encoder outlives in
 
 def build_index(corpus: Path, root: Path, model: str, rebuild: bool = False, progress=None,
                 settings: ChunkSettings = ChunkSettings(), embedder=None) -> store.Report:
-    """Index corpus into root (incrementally unless rebuild) and prepare the fast query encoder."""
+    """Index corpus into root (incrementally unless rebuild) and prepare the fast query encoder.
+
+    The encoder export is checked on every run and exported again when it is missing, stale or
+    damaged (always on rebuild); report.encoder says why when that happened.
+    """
     embedder = embedder or embedder_mod.get(model)
     report = store.build(corpus, root, embedder, settings, rebuild=rebuild, progress=progress)
     if model == embedder_mod.MiniLM.name:
-        _export_encoder(root)
+        report.encoder = _export_encoder(root, force=rebuild)
     return report
 
 
-def _export_encoder(root: Path) -> None:
-    """Export the query encoder to ONNX once per model version (about 3 s, 90 MB)."""
+def encoder_state(root: Path, full: bool = False) -> tuple[str, str]:
+    """The query encoder export under root: ("ok" | "missing" | "stale" | "damaged" | "absent", why).
+
+    "absent" means onnxruntime is not installed, so questions are encoded by the model itself.
+    """
     try:
         from . import onnx_encoder
-    except ImportError:  # onnxruntime missing: questions are encoded by the model itself, slower
-        return
-    target = root / ENCODER_DIR
-    if not onnx_encoder.is_current(target):
-        with store.locked(root):
-            for leftover in root.glob(f".{ENCODER_DIR}-*.tmp"):  # from an export that was killed
-                shutil.rmtree(leftover, ignore_errors=True)
-            onnx_encoder.export(target)
+    except ImportError:
+        return "absent", "onnxruntime is not installed"
+    return onnx_encoder.state(root / ENCODER_DIR, full=full)
+
+
+def encoder_damage(root: Path, why: str) -> str:
+    return f"the query encoder in {root / ENCODER_DIR}/ is damaged ({why}) — run `qa index --rebuild`"
+
+
+def _export_encoder(root: Path, force: bool = False) -> str:
+    """Export the query encoder to ONNX unless an intact current export is there (about 3 s, 90 MB).
+
+    Returns why it was exported ("" when it was not).
+    """
+    state, why = encoder_state(root, full=True)
+    if state == "absent" or (state == "ok" and not force):
+        return ""
+    from . import onnx_encoder
+
+    with store.locked(root):
+        for leftover in root.glob(f".{ENCODER_DIR}-*.tmp"):  # from an export that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
+        onnx_encoder.export(root / ENCODER_DIR)
+    return why or "--rebuild"
 
 
 def query_encoder(root: Path, model: str):
-    """The encoder for questions: ONNX when exported (no torch import), else the model itself."""
+    """The encoder for questions: ONNX when exported (no torch import), else the model itself.
+
+    A damaged export is IndexDamaged, never a fallback: it would hide the damage, and a half
+    readable graph fails deep inside onnxruntime.
+    """
+    state = ""
     if model == embedder_mod.MiniLM.name:
-        try:
+        state, why = encoder_state(root)
+        if state == "damaged":
+            raise IndexDamaged(encoder_damage(root, why))
+        if state == "ok":
             from . import onnx_encoder
-        except ImportError:
-            return embedder_mod.get(model)
-        target = root / ENCODER_DIR
-        if onnx_encoder.is_current(target):
-            return onnx_encoder.OnnxEncoder(target)
+
+            try:
+                return onnx_encoder.OnnxEncoder(root / ENCODER_DIR)
+            except Exception:  # noqa: BLE001 - onnxruntime raises its own kinds for a bad graph
+                raise IndexDamaged(encoder_damage(root, "onnxruntime cannot load model.onnx")) from None
     return embedder_mod.get(model)
+
+
+def corpus_mismatch(manifest: dict, root: Path, corpus: Path) -> str | None:
+    """None when the index at root was built from corpus, else why not, with the fix.
+
+    The corpus is recognised by its path when indexed (absolute), by its place beside the index
+    (relative to root, so a project folder holding both can be moved or copied), or else by its
+    content: the same files with the same hashes are the same corpus wherever they now live.
+    `qa ask` and `qa status` both decide with this.
+    """
+    here = corpus.resolve()
+    if Path(manifest["corpus"]) == here:
+        return None
+    relative = manifest.get("corpus_relative")
+    if relative is not None and (root.resolve() / relative).resolve() == here:
+        return None
+    try:
+        names = {corpus_mod.relative_name(p, corpus) for p in corpus_mod.discover(corpus)}
+    except CorpusError:
+        names = set()
+    indexed = set(manifest["files"]) | {s["path"] for s in manifest.get("skipped", [])}
+    if names == indexed and not store.stale_files(root, corpus, manifest):
+        return None
+    return (f"{root}/ indexes {manifest['corpus']}, not {here}; pass --index with another folder "
+            f"or run `qa index {corpus} --rebuild`")
 
 
 def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=None,
@@ -67,17 +124,22 @@ def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=
         build_index(corpus, root, model, progress=progress, settings=settings)
         return store.load(root)
     store.check_compatible(manifest, root, model, settings)
-    if Path(manifest["corpus"]) != corpus.resolve():
-        raise IndexForeign(
-            f"{root}/ indexes {manifest['corpus']}, not {corpus.resolve()}; pass --index with another folder "
-            f"or run `qa index {corpus} --rebuild`"
-        )
+    mismatch = corpus_mismatch(manifest, root, corpus)
+    if mismatch:
+        raise IndexForeign(mismatch)
+    state = ""
+    if model == embedder_mod.MiniLM.name:
+        state, why = encoder_state(root)
+        if state == "damaged":
+            raise IndexDamaged(encoder_damage(root, why))
+        if state in ("missing", "stale"):
+            notify(f"exporting the query encoder to {root / ENCODER_DIR}/ ({why}; a few seconds, once)")
     changed = store.stale_files(root, corpus, manifest)
     if changed:
         shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         notify(f"the corpus changed since indexing ({shown}) — updating {root}/")
         build_index(corpus, root, model, progress=progress, settings=settings)
-    elif model == embedder_mod.MiniLM.name and not (root / ENCODER_DIR).exists():
+    elif state in ("missing", "stale"):
         _export_encoder(root)
     return store.load(root)
 

@@ -106,6 +106,7 @@ class Hashing:
 
 
 MODELS = {MiniLM.name: MiniLM, Hashing.name: Hashing}
+OFFERED = (MiniLM.name,)  # what messages and help name; hashing-512 is for tests, accepted but not offered
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,4 +117,4 @@ def get(name: str = DEFAULT_MODEL) -> Embedder:
     try:
         return MODELS[name]()
     except KeyError:
-        raise BadInput(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+        raise BadInput(f"unknown model {name!r}; qa packages {' and '.join(OFFERED)}") from None

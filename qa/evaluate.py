@@ -51,7 +51,8 @@ def load_gold(path: Path) -> list[Gold]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read gold questions from {path} ({getattr(exc, 'strerror', None) or exc})") from None
+        why = "it is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
+        raise BadInput(f"cannot read gold questions from {path}: {why}") from None
     golds = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -62,8 +63,12 @@ def load_gold(path: Path) -> list[Gold]:
                 id=str(row["id"]), question=row["question"], answers=tuple(row["answers"]),
                 sources=tuple(row.get("sources") or ()), type=row.get("type") or "",
             ))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BadInput(f"{path}:{number} is not a gold question ({type(exc).__name__}: {str(exc)[:80]})") from None
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{path}:{number} is not a gold question (not valid JSON: {exc.msg} at column {exc.colno})") from None
+        except KeyError as exc:
+            raise BadInput(f"{path}:{number} is not a gold question (no {exc.args[0]!r} field)") from None
+        except (ValueError, TypeError):
+            raise BadInput(f"{path}:{number} is not a gold question (it needs \"id\", \"question\" and a list of \"answers\")") from None
     return golds
 
 
@@ -74,8 +79,12 @@ def write_squad_corpus(squad_json: Path, out_dir: Path, articles: slice | None =
     """Write each SQuAD paragraph as one article file (title line, blank line, context); its golds."""
     try:
         data = json.loads(Path(squad_json).read_text(encoding="utf-8"))["data"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise BadInput(f"{squad_json} is not a readable SQuAD file ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {squad_json}: {exc.strerror or 'unreadable'}") from None
+    except ValueError:
+        raise BadInput(f"{squad_json} is not a SQuAD file: it is not valid JSON") from None
+    except (KeyError, TypeError):
+        raise BadInput(f"{squad_json} is not a SQuAD file: it has no \"data\" list") from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     golds, written = [], set()

@@ -9,7 +9,8 @@ Layout of an export folder::
     model.onnx        the BertModel graph, token embeddings out
     model.onnx.data   its weights, kept outside the graph: onnxruntime loads them in half the time
     tokenizer.json    copied from the model package
-    encoder.json      model, dim, max_seq_length and the source weights' sha256
+    encoder.json      model, dim, max_seq_length, the source weights' sha256, and the size and
+                      sha256 of each file above, so a damaged export is found and named
 """
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ from .corpus import file_digest
 
 NAME = "all-MiniLM-L6-v2"
 DIM = 384
-FORMAT = 1  # bump when the export recipe changes, so older exports read as stale
+FORMAT = 2  # bump when the export recipe changes, so older exports read as stale (2: file checksums)
 MANIFEST = "encoder.json"
 WEIGHTS = "model.safetensors"
+FILES = ("model.onnx", "model.onnx.data", "tokenizer.json")
+# Files up to this size are hashed on every check; the 90 MB weights by size alone (hashing them
+# would add 0.2 s to every question), and by sha256 only when `state(full=True)` is asked for.
+QUICK_HASH_BYTES = 4 << 20
 # Padded tokens per onnxruntime call. Measured on 2 cores: ~16 questions or ~2-4 paragraphs a call
 # ran fastest; bigger batches fall out of cache and got up to 40% slower.
 BATCH_TOKENS = 512
@@ -115,9 +120,11 @@ def export(out_dir: Path) -> Path:
             save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=1024,
         )
         shutil.copyfile(source / "tokenizer.json", tmp / "tokenizer.json")
-        for name in ("model.onnx", "model.onnx.data", "tokenizer.json"):
+        for name in FILES:
             with open(tmp / name, "rb") as handle:
                 os.fsync(handle.fileno())
+        manifest["files"] = {name: {"bytes": (tmp / name).stat().st_size, "sha256": file_digest(tmp / name)}
+                             for name in FILES}
         _write_json(tmp / MANIFEST, manifest)  # last: its presence marks a complete export
         # mkdtemp and onnx's weight file are private; the export should be as readable as the index.
         os.chmod(tmp, 0o755)
@@ -142,29 +149,65 @@ def export(out_dir: Path) -> Path:
     return out_dir
 
 
-def is_current(out_dir: Path) -> bool:
-    """Whether out_dir holds a complete export of the installed model's weights."""
+def state(out_dir: Path, full: bool = False) -> tuple[str, str]:
+    """("ok", ""), ("missing", why), ("stale", why) or ("damaged", why) for the export in out_dir.
+
+    Missing: no folder. Stale: a complete export of other weights or an older recipe; exporting
+    again is the fix. Damaged: a file gone, cut short or changed since the export. full=True
+    hashes the weights too; otherwise they are checked by size.
+    """
     out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return "missing", f"{out_dir}/ does not exist"
     try:
-        recorded = json.loads((out_dir / MANIFEST).read_text())
+        recorded = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "damaged", f"{MANIFEST} is missing"
+    except (OSError, ValueError):
+        return "damaged", f"{MANIFEST} cannot be read"
+    if not isinstance(recorded, dict):
+        return "damaged", f"{MANIFEST} is not a JSON object"
+    if [recorded.get(key) for key in ("format", "model", "dim")] != [FORMAT, NAME, DIM]:
+        return "stale", "made by another version of qa"
+    files = recorded.get("files")
+    if not isinstance(files, dict) or sorted(files) != sorted(FILES):
+        return "damaged", f"{MANIFEST} does not list the export's files"
+    for name in FILES:
+        path = out_dir / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return "damaged", f"{name} is missing"
+        expect = files[name]
+        if not isinstance(expect, dict) or size != expect.get("bytes"):
+            return "damaged", f"{name} is {size:,} bytes, not the {expect.get('bytes', 0):,} exported"
+        if full or size <= QUICK_HASH_BYTES:
+            try:
+                digest = file_digest(path)
+            except OSError:
+                return "damaged", f"{name} cannot be read"
+            if digest != expect.get("sha256"):
+                return "damaged", f"{name} fails its checksum"
+    try:
         weights = _source() / WEIGHTS
         fingerprint = _fingerprint(weights)
-    except (OSError, ValueError):
-        return False
-    if [recorded.get(key) for key in ("format", "model", "dim")] != [FORMAT, NAME, DIM]:
-        return False
-    if not all((out_dir / name).is_file() for name in ("model.onnx", "model.onnx.data", "tokenizer.json")):
-        return False
+    except (OSError, ImportError):
+        return "stale", "the packaged model cannot be found"
     # Same size and mtime is the same file: hashing 90 MB would add 0.2 s to every question.
     if all(recorded.get(key) == value for key, value in fingerprint.items()):
-        return True
+        return "ok", ""
     if file_digest(weights) != recorded.get("source_sha256"):
-        return False
+        return "stale", "exported from other weights than the installed model's"
     try:  # same bytes reinstalled: remember the new mtime so the next check is cheap again
         _write_json(out_dir / MANIFEST, {**recorded, **fingerprint})
     except OSError:
         pass
-    return True
+    return "ok", ""
+
+
+def is_current(out_dir: Path) -> bool:
+    """Whether out_dir holds a complete, undamaged export of the installed model's weights."""
+    return state(out_dir)[0] == "ok"
 
 
 class OnnxEncoder:

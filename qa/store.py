@@ -32,7 +32,7 @@ import numpy as np
 
 from . import corpus as corpus_mod
 from .chunker import ChunkSettings, chunk
-from .errors import CorpusError, IndexBusy, IndexDamaged, IndexForeign, IndexMissing
+from .errors import CorpusError, IndexBusy, IndexDamaged, IndexForeign, IndexMissing, IndexProblem
 from .lexical import BM25, tokenize
 from .types import Document, Passage, Sentence
 
@@ -70,8 +70,12 @@ def _write_file(path: Path, data: bytes) -> None:
 @contextlib.contextmanager
 def locked(root: Path):
     """Hold the index's writer lock, or raise IndexBusy at once."""
-    root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / "lock", "a+")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / "lock", "a+")
+    except OSError as exc:
+        raise IndexProblem(f"cannot write the index in {root}/: {exc.strerror or 'not writable'}; "
+                           "pass --index with a folder you can write to") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -143,10 +147,15 @@ def current_generation(root: Path) -> Path | None:
         name = (root / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexDamaged(f"the index in {root}/ is damaged ({CURRENT}: {type(exc).__name__}) — run `qa index --rebuild`") from None
+    except NotADirectoryError:
+        raise IndexProblem(f"{root} is not a folder; pass --index with the folder holding the index") from None
+    except UnicodeDecodeError:
+        raise IndexDamaged(f"the index in {root}/ is damaged ({CURRENT} is not text) — run `qa index --rebuild`") from None
+    except OSError as exc:
+        raise IndexDamaged(f"the index in {root}/ cannot be read ({CURRENT}: {exc.strerror or 'unreadable'}) — "
+                           "run `qa index --rebuild`") from None
     if not name.startswith("gen-") or "/" in name:
-        raise IndexDamaged(f"{root}/ is damaged ({CURRENT} is garbled) — run `qa index --rebuild`")
+        raise IndexDamaged(f"the index in {root}/ is damaged ({CURRENT} is garbled) — run `qa index --rebuild`")
     return root / name
 
 
@@ -158,15 +167,22 @@ def read_manifest(root: Path) -> dict:
     gen = current_generation(root)
     if gen is None:
         raise IndexMissing(f"no index in {root}/ — run `qa index`")
+    damaged = f"the index in {root}/ is damaged"
     try:
         manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict) or not MANIFEST_KEYS <= manifest.keys():
-            raise ValueError("manifest.json lacks its fields")
-        if manifest.get("format") != FORMAT:
-            raise IndexForeign(f"{root}/ was written by another version of qa (format {manifest.get('format')}); run `qa index --rebuild`")
-        return manifest
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise IndexDamaged(f"the index in {root}/ is damaged ({type(exc).__name__}) — run `qa index --rebuild`") from None
+    except FileNotFoundError:
+        if not gen.is_dir():
+            raise IndexDamaged(f"{damaged} ({CURRENT} names {gen.name}, which is missing) — run `qa index --rebuild`") from None
+        raise IndexDamaged(f"{damaged} (manifest.json is missing) — run `qa index --rebuild`") from None
+    except OSError as exc:
+        raise IndexDamaged(f"{damaged} (manifest.json: {exc.strerror or 'unreadable'}) — run `qa index --rebuild`") from None
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise IndexDamaged(f"{damaged} (manifest.json is not valid JSON) — run `qa index --rebuild`") from None
+    if not isinstance(manifest, dict) or not MANIFEST_KEYS <= manifest.keys():
+        raise IndexDamaged(f"{damaged} (manifest.json lacks its fields) — run `qa index --rebuild`")
+    if manifest.get("format") != FORMAT:
+        raise IndexForeign(f"{root}/ was written by another version of qa (format {manifest.get('format')}); run `qa index --rebuild`")
+    return manifest
 
 
 def check_compatible(manifest: dict, root: Path, model: str, settings: ChunkSettings) -> None:
@@ -184,26 +200,35 @@ def load(root: Path, verify: bool = True) -> Index:
     manifest = read_manifest(root)
     gen = current_generation(root)
     damaged = f"the index in {root}/ is damaged"
+    part = "manifest.json"  # the file being read, for the message when it fails
     try:
         if verify:
             for name, expect in manifest["data"].items():
+                part = name
                 path = gen / name
+                if not path.exists():
+                    raise IndexDamaged(f"{damaged} ({name} is missing) — run `qa index --rebuild`")
                 if path.stat().st_size != expect["bytes"]:
-                    raise IndexDamaged(f"{damaged} ({name} is {path.stat().st_size} bytes, expected {expect['bytes']}) — run `qa index --rebuild`")
+                    raise IndexDamaged(f"{damaged} ({name} is {path.stat().st_size:,} bytes, expected {expect['bytes']:,}) — run `qa index --rebuild`")
                 if expect["bytes"] <= VERIFY_BYTES and corpus_mod.file_digest(path) != expect["sha256"]:
                     raise IndexDamaged(f"{damaged} ({name} fails its checksum) — run `qa index --rebuild`")
         documents = []
-        with open(gen / "docs.jsonl", encoding="utf-8") as handle:
+        part = "docs.jsonl"
+        with open(gen / part, encoding="utf-8") as handle:
             for line in handle:
                 d = json.loads(line)
                 documents.append(Document(
                     path=d["path"], text=d["text"], sha256=d["sha256"], title=d.get("title"), date=d.get("date"),
                     place=d.get("place"), blocks=tuple(map(tuple, d["blocks"])), headings=tuple(map(tuple, d["headings"])),
                 ))
-        with np.load(gen / "spans.npz", allow_pickle=False) as data:
+        part = "spans.npz"
+        with np.load(gen / part, allow_pickle=False) as data:
             spans = {k: data[k] for k in data.files}
-        passage_vectors = np.load(gen / "passages.npy", mmap_mode="r", allow_pickle=False)
-        sentence_vectors = np.load(gen / "sentences.npy", mmap_mode="r", allow_pickle=False)
+        part = "passages.npy"
+        passage_vectors = np.load(gen / part, mmap_mode="r", allow_pickle=False)
+        part = "sentences.npy"
+        sentence_vectors = np.load(gen / part, mmap_mode="r", allow_pickle=False)
+        part = "the BM25 files"
         index = Index(
             root=root, manifest=manifest, documents=documents, spans=spans,
             passage_vectors=passage_vectors, sentence_vectors=sentence_vectors,
@@ -215,11 +240,12 @@ def load(root: Path, verify: bool = True) -> Index:
         # MMAP_IFC maps every index type (plain MMAP copied Flat and HNSW into the heap); older
         # faiss builds lack it, and MMAP still maps IVF. Never combine the two: IVF reads fail.
         mmap = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
-        index._faiss = faiss.read_index(str(gen / "passages.faiss"), mmap | faiss.IO_FLAG_READ_ONLY)
+        part = "passages.faiss"
+        index._faiss = faiss.read_index(str(gen / part), mmap | faiss.IO_FLAG_READ_ONLY)
     except IndexDamaged:
         raise
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError) as exc:
-        raise IndexDamaged(f"{damaged} ({type(exc).__name__}: {str(exc)[:80]}) — run `qa index --rebuild`") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError):
+        raise IndexDamaged(f"{damaged} ({part} cannot be read) — run `qa index --rebuild`") from None
     counts = manifest["counts"]
     consistent = (
         len(documents) == counts["documents"]
@@ -252,6 +278,7 @@ class Report:
     sentences: int = 0
     generation: str = ""
     unchanged: bool = False
+    encoder: str = ""  # why the query encoder was exported again, when it was
 
 
 def stale_files(root: Path, corpus_root: Path, manifest: dict | None = None) -> list[str]:
@@ -518,6 +545,8 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
         "chunking": settings.to_json(),
         "faiss": kind,
         "corpus": str(corpus_root.resolve()),
+        # Where the corpus sits from the index folder: a project folder holding both still fits when moved.
+        "corpus_relative": os.path.relpath(corpus_root.resolve(), root.resolve()),
         "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "counts": {"documents": len(documents), "passages": len(passages), "sentences": len(sentences)},
         "files": files,
