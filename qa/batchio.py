@@ -59,7 +59,27 @@ def read_items(source: Source, fmt: str | None = None) -> Iterator[Item]:
             raise BadInput(f"{path}: no such file")
         if path.is_dir():
             raise BadInput(f"{path} is a folder; give a .txt, .jsonl or .csv file of questions")
+        if _looks_binary(path):
+            raise BadInput(f"{path} looks binary, not a file of questions; give a .txt, .jsonl or .csv file")
     return {"txt": _read_txt, "jsonl": _read_jsonl, "csv": _read_csv}[fmt](source)
+
+
+def _looks_binary(path: Path) -> bool:
+    """Whether the file's first 8 KiB are mostly not text: control bytes and invalid UTF-8.
+
+    A stray NUL or a bad byte in one line is that line's error; a file that is a tenth such bytes
+    (an image, an archive, a UTF-16 file) is not questions at all and is refused whole.
+    """
+    try:
+        with open(path, "rb") as handle:
+            sample = handle.read(8192)
+    except OSError:
+        return False  # reported when the file is opened for reading
+    if not sample:
+        return False
+    controls = sum(1 for byte in sample if byte < 9 or 13 < byte < 32 or byte == 127)
+    invalid = sample.decode("utf-8", errors="replace").count("\ufffd")
+    return (controls + invalid) / len(sample) > 0.1
 
 
 def _input_format(source: Source, fmt: str | None) -> str:
@@ -250,7 +270,7 @@ def _kind(value: object) -> str:
         return "true/false"
     if isinstance(value, (int, float)):
         return "a number"
-    return {str: "a string", list: "a list", dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {str: "a string", list: "a list", dict: "an object", type(None): "null"}.get(type(value), "another kind of value")
 
 
 # ---------------------------------------------------------------------------- writing
@@ -386,7 +406,7 @@ class MarkdownWriter(Writer):
             parts.append("The articles don't say.")
         else:
             top = result.answers[0]
-            cite = [f"`{_cite(top.source)}` (line {top.source.line})"]
+            cite = [f"`{_cite(top.source)}`"]
             cite += [_md(text) for text in (top.source.title, top.source.date) if text]
             parts += [f"**{_md(top.answer)}**", f"> {_md(top.sentence)}", "— " + " · ".join(cite)]
         return "\n\n".join(parts) + "\n\n"
@@ -540,7 +560,7 @@ def _csv_row(values) -> str:
 
 
 def _cite(citation) -> str:
-    return f"{citation.path}:{citation.start}-{citation.end}"
+    return citation.ref  # the one citation form, as `qa ask` prints it and `qa show` reads it
 
 
 def _md(text: str | None, limit: int | None = None) -> str:

@@ -22,7 +22,6 @@ PROMPT = "qa> "
 MAX_K = 50  # the same bound as `--top-k`
 CONTEXT_LINES = 2  # file lines :open shows above and below the cited ones
 QUIT = (":quit", ":q", "exit", "quit")
-HIGHLIGHT = "bold yellow"  # as render shows an answer inside its sentence
 
 HELP = """\
 Type a question, or one of:
@@ -68,7 +67,8 @@ def run(answerer, top_k: int, history: Path, json_output: bool = False, input=No
         _greet(err, answerer)
         _prompt_loop(chat, Path(history).expanduser(), keys)
         return ExitStatus.OK
-    for line in _lines(input):
+    for number, line in enumerate(_lines(input), 1):
+        chat.line = number
         if not chat.handle(line):
             break
     return ExitStatus.PARTIAL if chat.failed else ExitStatus.OK
@@ -92,11 +92,11 @@ def _lines(stream):
 
 def _greet(err, answerer) -> None:
     index = answerer.index
-    err.print(Text(
+    render.message(err, Text(
         f"qa chat: {len(index.documents)} documents, {index.n_passages} passages, model {index.model}. "
         ":help for commands, Ctrl-D to quit",
         style="dim",
-    ), soft_wrap=True)
+    ))
 
 
 def _prompt_loop(chat: "_Chat", history: Path, keys) -> None:
@@ -170,6 +170,7 @@ class _Chat:
         self.interactive = interactive
         self.last: Result | None = None
         self.failed = 0
+        self.line: int | None = None  # of piped input, for error records
 
     def handle(self, line: str) -> bool:
         """Answer or obey one line; False when it asks to quit."""
@@ -192,12 +193,12 @@ class _Chat:
         except BrokenPipeError:
             raise  # the reader left (`qa chat < q.txt | head`): the CLI ends quietly
         except QAError as exc:
-            self.fail("error", str(exc), None if is_command else text)
+            self.fail("error", str(exc), text, is_command)
         except Exception as exc:  # a bug: one line, and the session survives it
             if os.environ.get("QA_DEBUG"):
                 traceback.print_exc()
-            self.fail("internal error", f"{type(exc).__name__}: {exc} (set QA_DEBUG=1 for the traceback)",
-                      None if is_command else text)
+            self.fail("internal error", f"{exc or 'something went wrong'} (set QA_DEBUG=1 for the traceback)",
+                      text, is_command)
         return True
 
     def ask(self, question: str) -> None:
@@ -224,13 +225,13 @@ class _Chat:
 
     def set_k(self, arg: str) -> None:
         if not arg:
-            self.note(f"showing up to {self.k} answers; :k N changes it")
+            self.note(f"{_showing(self.k)}; :k N changes it")
             return
         k = _number(arg, MAX_K)
         if k is None:
             raise BadInput(f":k takes a whole number from 1 to {MAX_K}, not {arg!r}")
         self.k = k
-        self.note(f"showing up to {self.k} answers")
+        self.note(_showing(self.k))
 
     def toggle_json(self, arg: str) -> None:
         if arg.lower() not in ("", "on", "off"):
@@ -249,10 +250,9 @@ class _Chat:
                                 "text": text[start:end], "source": c.to_json()})
                 continue
             head = Text(f"{n}. ", style="dim")
-            head.append(f"{c.path}:{line}", style="cyan")
-            head.append(f" [{start}-{end}]", style="dim")
-            self.out.print(head)
-            self.out.print(_highlighted(text, start, end, c.start, c.end))
+            head.append(f"{c.path}:{line}:{start}-{end}", style="cyan")
+            render.emit(self.out, "", head)
+            render.emit(self.out, "", render.marked(self.out, text, start, end, c.start, c.end))
             self.out.print()
         if self.json:
             self.emit({"sources": records})
@@ -266,22 +266,13 @@ class _Chat:
         a = answers[n - 1]
         c = a.source
         text, _, _ = self.passage(a, n)
-        lines = text.split("\n")
-        last_cited = text.count("\n", 0, max(c.start, c.end - 1)) + 1
-        first, last = max(1, c.line - CONTEXT_LINES), min(len(lines), last_cited + CONTEXT_LINES)
         if self.json:
+            lines = text.split("\n")
+            last_cited = text.count("\n", 0, max(c.start, c.end - 1)) + 1
+            first, last = max(1, c.line - CONTEXT_LINES), min(len(lines), last_cited + CONTEXT_LINES)
             self.emit({"rank": n, "source": c.to_json(), "first_line": first, "lines": lines[first - 1 : last]})
             return
-        self.out.print(render.cite(c))
-        width = len(str(last))
-        offset = sum(len(s) + 1 for s in lines[: first - 1])  # where line `first` starts in text
-        for number in range(first, last + 1):
-            body = lines[number - 1]
-            cited = c.line <= number <= last_cited
-            row = Text(f"{'>' if cited else ' '} {number:>{width}} │ ", style="dim")
-            row.append_text(_highlighted(text, offset, offset + len(body), c.start, c.end))
-            self.out.print(row)
-            offset += len(body) + 1
+        render.passage(self.out, render.cite(c), text, c.start, c.end, CONTEXT_LINES)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -304,18 +295,26 @@ class _Chat:
         self.out.file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def note(self, message: str) -> None:
-        self.err.print(Text(message, style="dim"), soft_wrap=True)
+        render.message(self.err, Text(message, style="dim"))
 
     def warn(self, message: str) -> None:
-        self.err.print(Text.assemble(("qa: warning:", "yellow"), f" {message}"), soft_wrap=True)
+        render.message(self.err, Text.assemble(("qa: warning:", "yellow"), f" {message}"))
 
-    def fail(self, kind: str, message: str, question: str | None) -> None:
-        """One line on stderr; in JSON mode a failed question also gets its record on stdout."""
+    def fail(self, kind: str, message: str, text: str, is_command: bool) -> None:
+        """One line on stderr; in JSON mode the failed line also gets an error record on stdout,
+        in its place, as `qa batch` writes one (with the input line number when piped)."""
         self.failed += 1
-        self.err.print(Text.assemble((f"qa: {kind}:", "red"), f" {message}"), soft_wrap=True)
-        if self.json and question is not None:
-            self.emit({"question": question, "error": message})
+        render.message(self.err, Text.assemble((f"qa: {kind}:", "red"), f" {message}"))
+        if self.json:
+            record: dict = {} if self.line is None else {"line": self.line}
+            record["command" if is_command else "question"] = text
+            record["error"] = message
+            self.emit(record)
             self.out.file.flush()
+
+
+def _showing(k: int) -> str:
+    return "showing 1 answer" if k == 1 else f"showing up to {k} answers"
 
 
 def _number(arg: str, most: int) -> int | None:
@@ -323,12 +322,3 @@ def _number(arg: str, most: int) -> int | None:
     if not (arg.isascii() and arg.isdigit() and len(arg) <= 6):
         return None
     return int(arg) if 1 <= int(arg) <= most else None
-
-
-def _highlighted(text: str, lo: int, hi: int, start: int, end: int) -> Text:
-    """text[lo:hi] with the part inside [start, end) highlighted."""
-    a, b = max(lo, min(start, hi)), min(hi, max(end, lo))
-    out = Text(text[lo:a])
-    out.append(text[a:b], style=HIGHLIGHT)
-    out.append(text[b:hi])
-    return out

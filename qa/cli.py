@@ -40,12 +40,32 @@ app = typer.Typer(
 
 CorpusOpt = Annotated[Path, typer.Option("--corpus", "-c", envvar="QA_CORPUS", help="Folder of .txt/.md articles.")]
 IndexOpt = Annotated[Path, typer.Option("--index", "-i", envvar="QA_INDEX", help="Folder holding the index.")]
-ModelOpt = Annotated[str, typer.Option("--model", envvar="QA_MODEL", help="Embedding model.")]
+ModelOpt = Annotated[str, typer.Option("--model", envvar="QA_MODEL", help="Embedding model (qa packages all-MiniLM-L6-v2).")]
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="How many distinct answers to show.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON answer record only.")]
 
 DEFAULT_CORPUS = Path("seeds")
 DEFAULT_INDEX = Path("vectors")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("qa")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown"
+        sys.stdout.write(f"qa {number}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
+                                          help="Print qa's version and exit.")] = False,
+) -> None:
+    pass
 
 
 def _err():
@@ -55,44 +75,102 @@ def _err():
 
 
 def _notify(message: str) -> None:
-    _err().print(f"[dim]qa:[/dim] {message}", highlight=False, markup=True)
+    from rich.text import Text
+
+    from .render import message as say
+
+    say(_err(), Text.assemble(("qa:", "dim"), f" {message}"))
 
 
 class _Progress:
-    """A rich progress bar on stderr, shown only while something is being embedded."""
+    """A rich progress bar on stderr while something is being embedded; nothing off a terminal.
 
-    def __init__(self) -> None:
+    Until the first texts are done the bar says the model is loading: that takes seconds, and a
+    bar standing at 0 without a word looks hung.
+    """
+
+    LOADING = "loading the model"
+
+    def __init__(self, console=None) -> None:
+        self.console = console or _err()
         self.bar = None
         self.task = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if total == 0:
+        if total == 0 or not self.console.is_terminal:
             return
         if self.bar is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), console=_err(), transient=True)
+                                TimeRemainingColumn(), console=self.console, transient=True)
             self.bar.start()
-            self.task = self.bar.add_task(stage, total=total)
-        self.bar.update(self.task, completed=done)
+            self.task = self.bar.add_task(self.LOADING, total=total)
+        self.bar.update(self.task, completed=done, description=stage if done else self.LOADING)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
 
 
+class Interrupted(Exception):
+    """Ctrl-C, with what the user should know about what was kept."""
+
+
+def _kept(index: Path) -> str:
+    """What an interrupted `qa index` left: the previous generation, whole, or nothing."""
+    from . import store
+
+    try:
+        manifest = store.read_manifest(index)
+    except Exception:  # noqa: BLE001 - whatever is there, nothing new was written over it
+        return f"interrupted; nothing was written to {index}/ — run `qa index` again to build it"
+    counts = manifest["counts"]
+    return (f"interrupted; {index}/ still holds the previous index, whole ({counts['documents']} files, "
+            f"{counts['passages']} passages, built {manifest['built_at']}) — run `qa index` again to finish")
+
+
+def _check_corpus(corpus: Path) -> None:
+    """A missing corpus fails before any loading, with the way to name another one."""
+    from .errors import CorpusError
+
+    if not corpus.exists():
+        hint = ("run qa in the folder that holds seeds/, or pass --corpus PATH (or set QA_CORPUS)"
+                if corpus == DEFAULT_CORPUS else "pass --corpus with the folder of your articles")
+        raise CorpusError(f"no such corpus folder: {corpus} — {hint}")
+
+
+def _check_index(index: Path) -> None:
+    """--index must name a folder qa can use; say what is wrong with it in plain words."""
+    from .errors import BadInput
+
+    for folder in (index, *index.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                what = "--index" if folder == index else f"--index {index}: {folder}"
+                raise BadInput(f"{what} is a file, not a folder; pass --index with a folder for the index")
+            if folder != index and not os.access(folder, os.W_OK | os.X_OK) and not index.exists():
+                raise BadInput(f"cannot create the index folder {index}: {folder} is not writable; "
+                               "pass --index with a folder you can write to")
+            return
+
+
 def _open(corpus: Path, index: Path, model: str):
     from .api import open_answerer
 
+    _check_corpus(corpus)
+    _check_index(index)
     progress = _Progress()
     try:
         return open_answerer(corpus, index, model, notify=_notify, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        raise Interrupted(_kept(index)) from None
     finally:
         progress.close()
 
 
-@app.command()
+@app.command(short_help="Index the articles, embedding only what changed.")
 def index(
     corpus: Annotated[Optional[Path], typer.Argument(help="Folder of articles (default: $QA_CORPUS or seeds/).", show_default=False)] = None,
     index: IndexOpt = DEFAULT_INDEX,
@@ -112,9 +190,14 @@ def index(
     from .api import build_index
 
     corpus = corpus or Path(os.environ.get("QA_CORPUS", DEFAULT_CORPUS))
+    _check_corpus(corpus)
+    _check_index(index)
     progress = _Progress()
     try:
         report = build_index(corpus, index, model, rebuild=rebuild, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        raise Interrupted(_kept(index)) from None
     finally:
         progress.close()
     err = _err()
@@ -131,7 +214,7 @@ def index(
     )
 
 
-@app.command()
+@app.command(short_help="Answer one question, cited to the character.")
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
     top_k: TopKOpt = 1,
@@ -148,7 +231,7 @@ def ask(
     Examples:
       qa ask "Who is the UN's special envoy for Syria?"
       qa ask "When did the February ceasefire start?" --top-k 3
-      qa ask "How many humanitarian corridors?" --json | jq .answers[0].answer
+      qa ask "How many humanitarian corridors?" --json | jq -r '.answers[0].answer'
     """
     from .answerer import clean_question
 
@@ -163,7 +246,7 @@ def ask(
     render.result(render.console(), result)
 
 
-@app.command()
+@app.command(short_help="Ask question after question, loading everything once.")
 def chat(
     top_k: TopKOpt = 1,
     json_: Annotated[bool, typer.Option("--json", help="Start with raw JSON records on (toggle with :json).")] = False,
@@ -188,26 +271,45 @@ def chat(
     raise typer.Exit(run(answerer, top_k=top_k, history=history or Path.home() / ".qa_history", json_output=json_))
 
 
-@app.command()
+@app.command(short_help="Show what is indexed and whether it fits the corpus.")
 def status(
     json_: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     corpus: CorpusOpt = DEFAULT_CORPUS,
     index: IndexOpt = DEFAULT_INDEX,
 ) -> None:
-    """Show what is indexed and whether the index is stale against the corpus.
+    """Show what is indexed, whether it fits the corpus, and whether any of it is damaged.
+
+    Every file of the index is checked, the query encoder export included. Exits 4, with the
+    fix on stderr, when the index is damaged or was built from another corpus.
 
     \b
     Examples:
       qa status
       qa status --json | jq .stale
     """
-    from . import store
+    from . import api, store
+    from .errors import IndexDamaged, IndexForeign
 
+    _check_index(index)
     manifest = store.read_manifest(index)
-    changed = store.stale_files(index, corpus, manifest) if corpus.exists() else None
+    problems: list[QAError] = []
+    try:
+        store.load(index)
+    except IndexDamaged as exc:
+        problems.append(exc)
+    encoder = None
+    if manifest["model"] == api.embedder_mod.MiniLM.name:
+        encoder, why = api.encoder_state(index, full=True)
+        if encoder == "damaged":
+            problems.append(IndexDamaged(api.encoder_damage(index, why)))
+    mismatch = api.corpus_mismatch(manifest, index, corpus) if corpus.exists() else None
+    if mismatch:
+        problems.append(IndexForeign(mismatch))
+    changed = store.stale_files(index, corpus, manifest) if corpus.exists() and not mismatch else None
     info = {
         "index": str(index),
-        "corpus": manifest["corpus"],
+        "corpus": str(corpus.resolve()) if corpus.exists() else str(corpus),
+        "indexed_from": manifest["corpus"],
         "generation": manifest["generation"],
         "model": manifest["model"],
         "built_at": manifest["built_at"],
@@ -215,73 +317,161 @@ def status(
         "passages": manifest["counts"]["passages"],
         "sentences": manifest["counts"]["sentences"],
         "faiss": manifest["faiss"],
+        "encoder": encoder,
         "chunking": manifest["chunking"],
         "skipped": manifest.get("skipped", []),
+        "fits": None if not corpus.exists() else not mismatch,
         "stale": bool(changed) if changed is not None else None,
         "changed_files": changed or [],
+        "problems": [str(p) for p in problems],
     }
     if json_:
         sys.stdout.write(json.dumps(info, ensure_ascii=False) + "\n")
-        return
-    from rich.table import Table
-
-    from .render import console
-
-    table = Table(show_header=False, box=None, pad_edge=False)
-    for key in ("index", "corpus", "generation", "model", "built_at", "files", "passages", "sentences", "faiss"):
-        table.add_row(key, str(info[key]))
-    if changed is None:
-        table.add_row("stale", f"unknown: {corpus}/ not found")
     else:
-        table.add_row("stale", ("yes: " + ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")) if changed else "no")
-    for s in info["skipped"]:
-        table.add_row("skipped", f"{s['path']}: {s['reason']}")
-    console().print(table)
+        rows = [(key, str(info[key])) for key in ("index", "corpus")]
+        if info["indexed_from"] != info["corpus"]:
+            rows.append(("indexed_from", info["indexed_from"]))
+        rows += [(key, str(info[key])) for key in ("generation", "model", "built_at", "files", "passages", "sentences", "faiss")]
+        if encoder is not None:
+            rows.append(("encoder", {"ok": "ok", "missing": "not exported yet (the next `qa ask` exports it)",
+                                     "stale": "out of date (the next `qa ask` exports it again)",
+                                     "damaged": "damaged", "absent": "none (onnxruntime missing)"}[encoder]))
+        if not corpus.exists():
+            rows.append(("fits", f"unknown: {corpus}/ not found"))
+        else:
+            rows.append(("fits", "no: built from another corpus" if mismatch else "yes"))
+        if changed is not None:
+            rows.append(("stale", ("yes: " + ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")) if changed else "no"))
+        rows += [("skipped", f"{s['path']}: {s['reason']}") for s in info["skipped"]]
+        rows.append(("health", "damaged" if any(isinstance(p, IndexDamaged) for p in problems) else "ok"))
+        from .render import console, emit
+
+        out = console()
+        width = max(len(key) for key, _ in rows) + 2
+        for key, value in rows:
+            emit(out, key.ljust(width), _text(value))
+    if problems:
+        raise problems[0]
 
 
-@app.command()
+@app.command(short_help="Print the lines a citation points to, span marked.")
 def show(
-    citation: Annotated[str, typer.Argument(help="PATH or PATH:START-END, as printed in any answer.")],
+    citation: Annotated[str, typer.Argument(help="A citation as qa prints it: PATH:LINE:START-END, or PATH:LINE, PATH:START-END, PATH.")],
     context: Annotated[int, typer.Option("--context", "-C", min=0, max=50, help="Lines shown around the span.")] = 2,
 ) -> None:
-    """Print a cited passage with the cited span highlighted, so any citation can be followed.
+    """Print the lines a citation points to, with line numbers and the cited span marked.
+
+    Paste any citation qa prints, as printed. The span is shown in reverse video on a
+    terminal and between [[ and ]] in a pipe or with NO_COLOR.
 
     \b
     Examples:
-      qa show seeds/000_6e27ee18d903cc94.txt:71-89
+      qa show seeds/000_6e27ee18d903cc94.txt:2:408-426
+      qa show seeds/000_6e27ee18d903cc94.txt:2
       qa show seeds/000_6e27ee18d903cc94.txt
     """
-    from .errors import BadInput
+    from rich.text import Text
+
     from .render import console, passage
 
-    path, start, end = _parse_citation(citation)
+    ref = parse_citation(citation)
+    text = _read_cited(ref.path)
+    start, end = ref.span(text)
+    out = console()
+    header = Text(ref.label(text, start, end), style="cyan")
+    passage(out, header, text, start, end, None if ref.whole_file else context)
+
+
+def _read_cited(path: str) -> str:
+    from .errors import BadInput
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read {path}: {exc}") from None
-    if start is None:
-        start, end = 0, 0
-    if not 0 <= start <= end <= len(text):
-        raise BadInput(f"{start}-{end} is outside {path} ({len(text)} characters)")
-    console().print(passage(path, text, start, end, context if end else None))
+    except IsADirectoryError:
+        raise BadInput(f"{path} is a folder; give a file, as in a citation") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"cannot read {path}: it is not UTF-8 text") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or 'unreadable'}") from None
 
 
-def _parse_citation(citation: str) -> tuple[str, int | None, int | None]:
+class Ref:
+    """A parsed citation: a file, and a line, a character span, both, or neither."""
+
+    def __init__(self, path: str, line: int | None = None, start: int | None = None, end: int | None = None) -> None:
+        self.path, self.line, self.start, self.end = path, line, start, end
+
+    @property
+    def whole_file(self) -> bool:
+        return self.line is None and self.start is None
+
+    def span(self, text: str) -> tuple[int, int]:
+        """The cited characters of text, checked against it; BadInput when they do not fit."""
+        from .errors import BadInput
+
+        lines = text.split("\n")
+        if self.start is not None:
+            if self.start > self.end:
+                raise BadInput(f"{self.start}-{self.end} ends before it starts; a citation reads START-END, as in "
+                               f"{self.path}:{self.end}-{self.start}")
+            if self.end > len(text):
+                raise BadInput(f"characters {self.start}-{self.end} are past the end of {self.path} ({len(text):,} characters); "
+                               "it has changed since the citation was made")
+            if self.line is not None:
+                actual = text.count("\n", 0, self.start) + 1
+                if actual != self.line:
+                    raise BadInput(f"{self.path} has changed since the citation was made: characters "
+                                   f"{self.start}-{self.end} are on line {actual}, not line {self.line}")
+            return self.start, self.end
+        if self.line is not None:
+            if not 1 <= self.line <= len(lines):
+                raise BadInput(f"{self.path} has {len(lines):,} lines; there is no line {self.line}")
+            lo = sum(len(s) + 1 for s in lines[: self.line - 1])
+            return lo, lo + len(lines[self.line - 1])
+        return 0, 0
+
+    def label(self, text: str, start: int, end: int) -> str:
+        if self.whole_file:
+            return self.path
+        line = text.count("\n", 0, start) + 1
+        return f"{self.path}:{line}:{start}-{end}"
+
+
+_CITATION = None
+
+
+def parse_citation(citation: str) -> Ref:
+    """Every form qa prints or printed: PATH:LINE:START-END, PATH:LINE [START-END], PATH:START-END,
+    PATH:LINE and PATH, each with the trailing words (date, title) a rendered line carries."""
     import re
 
     from .errors import BadInput
 
-    m = re.fullmatch(r"(.+?):(\d+)-(\d+)", citation)
-    if m:
-        return m.group(1), int(m.group(2)), int(m.group(3))
-    if re.search(r":\d+(-\d*)?$", citation) and not Path(citation).exists():
-        raise BadInput(f"cannot read the span in {citation!r}; write PATH:START-END, e.g. seeds/a.txt:71-89")
-    return citation, None, None
+    global _CITATION
+    if _CITATION is None:
+        _CITATION = re.compile(
+            r"(?P<path>.+?)(?::(?P<line>\d+))?(?::(?P<s1>\d+)-(?P<e1>\d+)| \[(?P<s2>\d+)-(?P<e2>\d+)\])?"
+            r",?(?:\s{2,}.*)?"  # a comma from an `also:` list; "  July 29 · title" after a citation in `qa ask` output
+        )
+    text = citation.strip()
+    if not text:
+        raise BadInput("give a citation as qa prints it, e.g. seeds/a.txt:7:446-463")
+    if Path(text).exists():
+        return Ref(text)
+    m = _CITATION.fullmatch(text)
+    if m is None or not (m["line"] or m["s1"] or m["s2"]):
+        return Ref(text)  # a plain path; a missing file is reported when it is read
+    start, end = (m["s1"], m["e1"]) if m["s1"] else (m["s2"], m["e2"])
+    ref = Ref(m["path"], int(m["line"]) if m["line"] else None,
+              int(start) if start else None, int(end) if end else None)
+    if not Path(ref.path).exists() and not Path(text).exists():
+        raise BadInput(f"no such file: {ref.path}")
+    return ref
 
 
-@app.command()
+@app.command(short_help="Answer a file of questions, in input order.")
 def batch(
     file: Annotated[str, typer.Argument(help="Questions: .txt (one a line), .jsonl (id, question), .csv (question[, id]) or - for stdin.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here; .jsonl, .csv or .md by extension (default: JSON Lines on stdout).", show_default=False)] = None,
@@ -376,7 +566,7 @@ def _count_lines(file: str) -> int | None:
         return None
 
 
-@app.command("eval")
+@app.command("eval", short_help="Measure qa on questions with known answers.")
 def eval_(
     gold: Annotated[Path, typer.Argument(help="Questions with gold answers (.jsonl as in seeds-dev), or SQuAD JSON with --squad.", exists=True, dir_okay=False)],
     squad: Annotated[bool, typer.Option("--squad", help="GOLD is a SQuAD file: index its paragraphs as the corpus.")] = False,
@@ -423,28 +613,46 @@ def eval_(
     if json_:
         sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
         return
-    from rich.table import Table
-
     from .render import console
 
     out = console()
-    figures = report.to_json()
-    table = Table(title=f"{len(golds)} questions", show_header=True)
-    table.add_column("retrieval")
-    for k in ("recall@1", "recall@5", "recall@20", "mrr"):
-        table.add_column(k, justify="right")
-    for name, r in [("qa (fused)", figures["retrieval"]), *figures["baselines"].items()]:
-        table.add_row(name, *(f"{r[k]:.3f}" for k in ("recall@1", "recall@5", "recall@20", "mrr")))
-    out.print(table)
-    answers = Table(show_header=True)
-    keys = ["sentence_acc", "span_em", "span_f1", "answered", "abstain_ok", "offsets_ok", "mean_answer_tokens"]
-    for k in keys + ["ece", "brier"]:
-        answers.add_column(k, justify="right")
-    cal = figures["calibration"]
-    answers.add_row(*("—" if figures[k] is None else str(figures[k]) for k in keys), f"{cal['ece']:.3f}", f"{cal['brier']:.3f}")
-    out.print(answers)
+    for line in eval_lines(report.to_json(), report.metrics.answerable):
+        out.print(line, soft_wrap=True, markup=False)
     if plot:
         _err().print(f"plot written to {plot}", highlight=False)
+
+
+RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@20", "mrr")
+ANSWER_KEYS = (  # (key, what it is a share of)
+    ("sentence_acc", "answerable: top answer's sentence holds a gold answer"),
+    ("span_em", "answerable: the answer is a gold answer, exactly"),
+    ("span_f1", "answerable: word overlap with the best gold answer"),
+    ("answered", "answerable: answered rather than abstained"),
+    ("abstain_ok", "unanswerable: abstained"),
+    ("offsets_ok", "answers given: the offsets cut out answer and sentence"),
+)
+
+
+def eval_lines(figures: dict, answerable: int) -> list[str]:
+    """`qa eval`'s report as plain lines under 80 columns: every figure to three places."""
+    questions = figures["questions"]
+    retrieved = figures["retrieval"]["questions"]
+    rows = [("qa (fused)", figures["retrieval"]), *figures["baselines"].items()]
+    name_width = max(len("retrieval"), *(len(name) for name, _ in rows))
+    lines = [f"retrieval: {retrieved} of {questions} questions (the answerable ones with a gold source)",
+             "  ".join(["retrieval".ljust(name_width), *(k.rjust(9) for k in RETRIEVAL_KEYS)])]
+    for name, r in rows:
+        lines.append("  ".join([name.ljust(name_width), *(f"{r[k]:.3f}".rjust(9) for k in RETRIEVAL_KEYS)]))
+    cal = figures["calibration"]
+    lines += ["", f"answers: {questions} questions, {answerable} answerable and {questions - answerable} not"]
+    key_width = max(len(k) for k, _ in ANSWER_KEYS)
+    for key, share in ANSWER_KEYS:
+        value = "—" if figures[key] is None else f"{figures[key]:.3f}"
+        lines.append(f"{key.ljust(key_width)}  {value.rjust(5)}  of {share}")
+    lines.append(f"{'ece'.ljust(key_width)}  {cal['ece']:.3f}  calibration error of the confidence (0 is perfect)")
+    lines.append(f"{'brier'.ljust(key_width)}  {cal['brier']:.3f}  mean squared error of the confidence")
+    lines.append(f"answers average {figures['mean_answer_tokens']:.1f} words")
+    return [line.rstrip() for line in lines]
 
 
 def main() -> None:
@@ -460,8 +668,11 @@ def main() -> None:
         code = app(standalone_mode=False, prog_name="qa")  # returns typer.Exit's code in this mode
         sys.exit(code if isinstance(code, int) else ExitStatus.OK)
     except QAError as exc:
-        _err().print(f"[red]qa: error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        _say("qa: error:", str(exc))
         sys.exit(int(exc.exit_code))
+    except Interrupted as exc:
+        _say("qa:", str(exc))
+        sys.exit(ExitStatus.INTERRUPTED)
     except Exit as exc:
         sys.exit(exc.exit_code)
     except Abort:
@@ -470,10 +681,25 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        _err().print("qa: interrupted", highlight=False)
+        _say("qa:", "interrupted")
         sys.exit(ExitStatus.INTERRUPTED)
     except Exception as exc:  # a bug: one line, with the way to see more
         if os.environ.get("QA_DEBUG"):
             raise
-        _err().print(f"qa: internal error: {type(exc).__name__}: {exc} (set QA_DEBUG=1 for the traceback)", highlight=False)
+        # The exception's words, not its class name: that is for QA_DEBUG's traceback.
+        _say("qa: internal error:", f"{str(exc) or 'something went wrong'} (set QA_DEBUG=1 for the traceback)")
         sys.exit(ExitStatus.ERROR)
+
+
+def _text(value: str):
+    from rich.text import Text
+
+    return Text(value)
+
+
+def _say(label: str, text: str) -> None:
+    from rich.text import Text
+
+    from .render import message
+
+    message(_err(), Text.assemble((label, "red"), f" {text}"))

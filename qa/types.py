@@ -54,6 +54,12 @@ class Citation:
     title: str | None = None
     date: str | None = None
 
+    @property
+    def ref(self) -> str:
+        """The one citation form qa prints everywhere and `qa show` follows: PATH:LINE:START-END,
+        characters START to END of the file (0-based, end exclusive), starting on line LINE."""
+        return f"{self.path}:{self.line}:{self.start}-{self.end}"
+
     def to_json(self) -> dict:
         record = {
             "path": self.path,

@@ -340,7 +340,7 @@ def test_csv_writer_rows_parse_back(tmp_path):
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[0] == {
         "line": "1", "id": "d001", "question": "Who is the envoy?", "answer": "Staffan de Mistura",
-        "source": "seeds/000.txt:1234-1252", "score": "0.8765", "abstained": "false", "error": "",
+        "source": "seeds/000.txt:7:1234-1252", "score": "0.8765", "abstained": "false", "error": "",
     }
     assert (rows[1]["id"], rows[1]["question"], rows[1]["answer"]) == ("", "Who, with a comma?", "Sergey Lavrov")
     assert (rows[2]["abstained"], rows[2]["answer"], rows[2]["source"]) == ("true", "", "")
@@ -358,7 +358,7 @@ def test_markdown_writer_report(tmp_path):
     first = sections[0]
     assert "**Staffan de Mistura**" in first
     assert "> Moscow backs the UN special envoy for Syria Staffan de Mistura’s idea, with \\*stars\\* and a newline." in first
-    assert "`seeds/000.txt:1234-1252`" in first and "Moscow backs envoy" in first and "October 6" in first
+    assert "`seeds/000.txt:7:1234-1252`" in first and "Moscow backs envoy" in first and "October 6" in first
     assert "id d001" in first
     assert "The articles don't say." in sections[2] and "**" not in sections[2].split("\n", 1)[1]
     assert sections[3].startswith("Line 4") and "**Error:** not valid JSON" in sections[3]

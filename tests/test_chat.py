@@ -206,9 +206,9 @@ def test_each_failed_turn_prints_one_line_and_the_loop_goes_on(answerer, tmp_pat
     lines = capsys.readouterr().err.splitlines()[1:]  # after the greeting
     assert len(lines) == 7, lines
     for line, needle in zip(lines, ["empty", "unknown command :nope", "from 1 to 50", "no answer yet",
-                                    "internal error: ZeroDivisionError", "too long", ":open takes"]):
+                                    "internal error: division by zero", "too long", ":open takes"]):
         assert line.startswith("qa: ") and needle in line
-    assert "Traceback" not in "".join(lines)
+    assert "Traceback" not in "".join(lines) and "Error" not in "".join(lines)  # no exception class names
     assert out.count("Staffan de Mistura  confidence") == 2
 
 
@@ -239,8 +239,28 @@ def test_json_mode_gives_a_record_per_question_even_for_failures(answerer, tmp_p
     assert code == ExitStatus.PARTIAL
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert records[0]["question"] == ENVOY and records[0]["answers"]
-    assert records[1] == {"question": "?", "error": records[1]["error"]} and "empty" in records[1]["error"]
+    # In the failed line's place, as `qa batch` writes it: its line number, what it said, why it failed.
+    assert records[1] == {"line": 3, "question": "?", "error": records[1]["error"]} and "empty" in records[1]["error"]
     assert records[2]["sources"][0]["source"] == records[0]["answers"][0]["source"]
+
+
+def test_piped_json_writes_an_error_record_in_place_of_every_failing_line(answerer, tmp_path):
+    out = io.StringIO()
+    lines = [ENVOY, ":k x", "\x01\x02", ":open 9", TALKS]
+    code = run(answerer, 1, tmp_path / "history", json_output=True, input=io.StringIO("\n".join(lines) + "\n"), output=out)
+    assert code == ExitStatus.PARTIAL
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(records) == len(lines)  # one record a line: nothing dropped, nothing out of order
+    assert "answers" in records[0] and "answers" in records[4]
+    assert {k: records[1][k] for k in ("line", "command")} == {"line": 2, "command": ":k x"} and "whole number" in records[1]["error"]
+    assert records[2]["line"] == 3 and "empty" in records[2]["error"]
+    assert records[3]["line"] == 4 and records[3]["command"] == ":open 9"
+
+
+def test_k_says_answer_in_the_singular(answerer, tmp_path, capsys):
+    run(answerer, 3, tmp_path / "history", input=io.StringIO(":k 1\n:k\n:k 2\n"), output=io.StringIO())
+    notes = capsys.readouterr().err.splitlines()
+    assert notes == ["showing 1 answer", "showing 1 answer; :k N changes it", "showing up to 2 answers"]
 
 
 def test_piped_input_never_loads_prompt_toolkit(answerer, tmp_path, monkeypatch):
