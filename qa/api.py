@@ -52,7 +52,7 @@ def encoder_damage(root: Path, why: str) -> str:
 def _export_encoder(root: Path, force: bool = False) -> str:
     """Export the query encoder to ONNX unless an intact current export is there (about 3 s, 90 MB).
 
-    Returns why it was exported ("" when it was not).
+    Returns why, when it replaced a stale or damaged export ("" otherwise).
     """
     state, why = encoder_state(root, full=True)
     if state == "absent" or (state == "ok" and not force):
@@ -63,7 +63,7 @@ def _export_encoder(root: Path, force: bool = False) -> str:
         for leftover in root.glob(f".{ENCODER_DIR}-*.tmp"):  # from an export that was killed
             shutil.rmtree(leftover, ignore_errors=True)
         onnx_encoder.export(root / ENCODER_DIR)
-    return why or "--rebuild"
+    return why if state in ("stale", "damaged") else ""  # a first export, or a forced one, is routine
 
 
 def query_encoder(root: Path, model: str):

@@ -130,18 +130,22 @@ def _kept(index: Path) -> str:
             f"{counts['passages']} passages, built {manifest['built_at']}) — run `qa index` again to finish")
 
 
-def _check_corpus(corpus: Path) -> None:
+def _check_corpus(corpus: Path, named_by: str = "--corpus PATH") -> None:
     """A missing corpus fails before any loading, with the way to name another one."""
     from .errors import CorpusError
 
     if not corpus.exists():
-        hint = ("run qa in the folder that holds seeds/, or pass --corpus PATH (or set QA_CORPUS)"
-                if corpus == DEFAULT_CORPUS else "pass --corpus with the folder of your articles")
+        hint = (f"run qa in the folder that holds seeds/, or name your articles' folder: {named_by} (or set QA_CORPUS)"
+                if corpus == DEFAULT_CORPUS else f"name the folder of your articles: {named_by}")
         raise CorpusError(f"no such corpus folder: {corpus} — {hint}")
 
 
-def _check_index(index: Path) -> None:
-    """--index must name a folder qa can use; say what is wrong with it in plain words."""
+def _check_index(index: Path, create: bool = True) -> None:
+    """--index must name a folder qa can use; say what is wrong with it in plain words.
+
+    With create, the folder is made now (ask and index would make it anyway), so a place that
+    cannot hold one fails here, before any work, with the reason and not a traceback.
+    """
     from .errors import BadInput
 
     for folder in (index, *index.parents):
@@ -149,10 +153,13 @@ def _check_index(index: Path) -> None:
             if not folder.is_dir():
                 what = "--index" if folder == index else f"--index {index}: {folder}"
                 raise BadInput(f"{what} is a file, not a folder; pass --index with a folder for the index")
-            if folder != index and not os.access(folder, os.W_OK | os.X_OK) and not index.exists():
-                raise BadInput(f"cannot create the index folder {index}: {folder} is not writable; "
-                               "pass --index with a folder you can write to")
-            return
+            break
+    if create:
+        try:
+            index.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInput(f"cannot create the index folder {index}: {exc.strerror or 'not allowed'}; "
+                           "pass --index with a folder you can write to") from None
 
 
 def _open(corpus: Path, index: Path, model: str):
@@ -190,7 +197,7 @@ def index(
     from .api import build_index
 
     corpus = corpus or Path(os.environ.get("QA_CORPUS", DEFAULT_CORPUS))
-    _check_corpus(corpus)
+    _check_corpus(corpus, "qa index PATH")
     _check_index(index)
     progress = _Progress()
     try:
@@ -203,6 +210,8 @@ def index(
     err = _err()
     for s in report.skipped:
         err.print(f"[yellow]skipped[/yellow] {s.path}: {s.reason}", highlight=False)
+    if report.encoder:
+        err.print(f"exported the query encoder to {index / 'encoder'}/ again ({report.encoder})", highlight=False)
     if report.unchanged:
         err.print(f"{index}/ is up to date: {len(report.kept)} files, {report.passages} passages", highlight=False)
         return
@@ -285,12 +294,12 @@ def status(
     \b
     Examples:
       qa status
-      qa status --json | jq .stale
+      qa status --json | jq '.stale'
     """
     from . import api, store
     from .errors import IndexDamaged, IndexForeign
 
-    _check_index(index)
+    _check_index(index, create=False)
     manifest = store.read_manifest(index)
     problems: list[QAError] = []
     try:
@@ -512,7 +521,10 @@ def batch(
 
     columns = [TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=_err(), transient=True) as bar, batchio.open_writer(output, resume) as writer:
+    err = _err()
+    # Off a terminal no bar at all: rich would still leave an empty line on stderr when it stops.
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar, \
+            batchio.open_writer(output, resume) as writer:
         task = bar.add_task("answering", total=total, rate="")
         pending: list = []
 

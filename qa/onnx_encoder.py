@@ -79,9 +79,6 @@ def export(out_dir: Path) -> Path:
 
     source = _source()
     out_dir = Path(out_dir)
-    max_seq_length = json.loads((source / "sentence_bert_config.json").read_text())["max_seq_length"]
-    manifest = {"format": FORMAT, "model": NAME, "dim": DIM, "max_seq_length": max_seq_length,
-                "source_sha256": file_digest(source / WEIGHTS), **_fingerprint(source / WEIGHTS)}
 
     class TokenEmbeddings(torch.nn.Module):
         # Exactly three named inputs and one output, passed by keyword so none lands in the wrong slot.
@@ -120,12 +117,7 @@ def export(out_dir: Path) -> Path:
             save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=1024,
         )
         shutil.copyfile(source / "tokenizer.json", tmp / "tokenizer.json")
-        for name in FILES:
-            with open(tmp / name, "rb") as handle:
-                os.fsync(handle.fileno())
-        manifest["files"] = {name: {"bytes": (tmp / name).stat().st_size, "sha256": file_digest(tmp / name)}
-                             for name in FILES}
-        _write_json(tmp / MANIFEST, manifest)  # last: its presence marks a complete export
+        seal(tmp)  # last: encoder.json's presence marks a complete export
         # mkdtemp and onnx's weight file are private; the export should be as readable as the index.
         os.chmod(tmp, 0o755)
         shutil.copymode(tmp / "model.onnx", tmp / "model.onnx.data")
@@ -149,6 +141,21 @@ def export(out_dir: Path) -> Path:
     return out_dir
 
 
+def seal(folder: Path) -> None:
+    """Sync the export's files and write encoder.json: the source weights' fingerprint and each
+    file's size and sha256, which `state` checks."""
+    source = _source()
+    max_seq_length = json.loads((source / "sentence_bert_config.json").read_text())["max_seq_length"]
+    manifest = {"format": FORMAT, "model": NAME, "dim": DIM, "max_seq_length": max_seq_length,
+                "source_sha256": file_digest(source / WEIGHTS), **_fingerprint(source / WEIGHTS)}
+    for name in FILES:
+        with open(folder / name, "rb") as handle:
+            os.fsync(handle.fileno())
+    manifest["files"] = {name: {"bytes": (folder / name).stat().st_size, "sha256": file_digest(folder / name)}
+                         for name in FILES}
+    _write_json(folder / MANIFEST, manifest)
+
+
 def state(out_dir: Path, full: bool = False) -> tuple[str, str]:
     """("ok", ""), ("missing", why), ("stale", why) or ("damaged", why) for the export in out_dir.
 
@@ -158,7 +165,7 @@ def state(out_dir: Path, full: bool = False) -> tuple[str, str]:
     """
     out_dir = Path(out_dir)
     if not out_dir.exists():
-        return "missing", f"{out_dir}/ does not exist"
+        return "missing", "not exported yet"
     try:
         recorded = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
