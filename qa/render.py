@@ -42,21 +42,24 @@ def emit(out: Console, prefix: str | Text, body: Text, hang: int | None = None) 
     prefix = Text(prefix) if isinstance(prefix, str) else prefix
     hang = prefix.cell_len if hang is None else hang
     if not wraps(out):
-        line = Text.assemble(prefix, body)
-        line.rstrip()
-        out.print(line, soft_wrap=True)
+        _print_line(out, Text.assemble(prefix, body))
         return
     first = max(out.width - prefix.cell_len, MIN_WRAP)
     rest = max(out.width - hang, MIN_WRAP)
     lines = body.wrap(out, first) if body.plain else [Text()]
-    head = lines[0]
-    tail = Text(" ").join(lines[1:]) if len(lines) > 1 else None  # re-wrapped at the narrower width
-    head.rstrip()
-    out.print(Text.assemble(prefix, head), soft_wrap=True)
-    if tail is not None:
-        for line in tail.wrap(out, rest):
-            line.rstrip()
-            out.print(Text.assemble(" " * hang, line), soft_wrap=True)
+    _print_line(out, Text.assemble(prefix, lines[0]))
+    if len(lines) == 1:
+        return
+    # The rest of body, from where the first line ended, wrapped again at its own width.
+    cut = len(lines[0].plain)
+    cut += len(body.plain[cut:]) - len(body.plain[cut:].lstrip(" "))
+    for line in body[cut:].wrap(out, rest):
+        _print_line(out, Text.assemble(" " * hang, line))
+
+
+def _print_line(out: Console, line: Text) -> None:
+    line.rstrip()  # a gutter before an empty line, a space where a line was broken: never kept
+    out.print(line, soft_wrap=True)
 
 
 def message(out: Console, text: Text | str) -> None:
@@ -82,13 +85,14 @@ def _excerpt(sentence: str, start: int, end: int) -> Text:
 
 
 def quoted(excerpt: Text) -> tuple[str, Text]:
-    """The opening mark and the excerpt with its closing one; none added beside a quote it already has."""
+    """The opening mark and the excerpt with its closing one: “…” around it, or no marks at all
+    when the sentence starts or ends with a quotation mark of its own (no ““ and no lone ”)."""
     plain = excerpt.plain
-    opening = "" if plain[:1] in QUOTES else "“"
+    if plain[:1] in QUOTES or plain[-1:] in QUOTES:
+        return "", excerpt
     body = excerpt.copy()
-    if plain[-1:] not in QUOTES:
-        body.append("”")
-    return opening, body
+    body.append("”")
+    return "“", body
 
 
 def cite(c: Citation, with_meta: bool = True) -> Text:
@@ -107,7 +111,8 @@ def answer(out: Console, a: Answer, rank: int | None = None) -> None:
     emit(out, Text(f"{rank}. ", style="dim") if rank is not None else Text(), head)
     rel = a.source.start - a.source.sentence_start
     opening, body = quoted(_excerpt(a.sentence, rel, rel + len(a.answer)))
-    emit(out, "   " + opening, body, hang=4)
+    # Continuations hang under the first letter, past an opening quotation mark when there is one.
+    emit(out, "   " + opening, body, hang=4 if (opening + body.plain)[:1] in QUOTES else 3)
     emit(out, "   ", cite(a.source))
     if a.supporting:
         also = Text()
