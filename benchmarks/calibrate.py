@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa import answerer as answerer_mod  # noqa: E402
-from qa import evaluate, reader  # noqa: E402
+from qa import evaluate  # noqa: E402
+from qa.reader import rules as reader  # noqa: E402
 from qa.api import open_answerer  # noqa: E402
 
 SHARED = ROOT.parent / "shared"

@@ -5,7 +5,8 @@
 Cold: fresh processes of `qa --help` and `qa ask` on an index already built (medians of
 --runs). Warm: per-question time inside one process with everything loaded (median over the
 seeds-dev questions, and with --squad over 1,000 SQuAD questions on the 2,067-paragraph index
-from benchmarks/squad.py), for qa's full answer (retrieval + extraction), next to a bare
+from benchmarks/squad.py), for qa's full answer (retrieval + the trained reader), the same with
+the rule reader, next to a bare
 sentence-transformers encode + FAISS flat search and BM25 alone.
 """
 from __future__ import annotations
@@ -47,14 +48,17 @@ def warm(index_dir: Path, corpus: Path, questions: list[str]) -> dict[str, float
     from qa.api import open_answerer
     from qa.lexical import tokenize
 
-    answerer = open_answerer(corpus, index_dir)
-    for q in questions[:3]:
-        answerer.ask(q)  # warm caches and lazy imports
-    qa_times = []
-    for q in questions:
-        t = time.perf_counter()
-        answerer.ask(q)
-        qa_times.append(time.perf_counter() - t)
+    per_reader = {}
+    for kind in ("trained", "rules"):
+        answerer = open_answerer(corpus, index_dir, reader=kind)
+        for q in questions[:3]:
+            answerer.ask(q)  # warm caches and lazy imports
+        per_reader[kind] = []
+        for q in questions:
+            t = time.perf_counter()
+            answerer.ask(q)
+            per_reader[kind].append(time.perf_counter() - t)
+    qa_times = per_reader["trained"]
     model = embedder.get(embedder.DEFAULT_MODEL)
     flat = faiss.IndexFlatIP(answerer.index.passage_vectors.shape[1])
     flat.add(answerer.index.passage_vectors)
@@ -72,7 +76,7 @@ def warm(index_dir: Path, corpus: Path, questions: list[str]) -> dict[str, float
         scores.argsort()[-5:]
         lexical.append(time.perf_counter() - t)
     ms = lambda xs: 1000 * statistics.median(xs)
-    return {"qa ask (retrieval + extraction)": ms(qa_times), "bare sentence-transformers + FAISS flat": ms(bare),
+    return {"qa ask (retrieval + extraction)": ms(qa_times), "rules": ms(per_reader["rules"]), "bare sentence-transformers + FAISS flat": ms(bare),
             "BM25 alone": ms(lexical), "encoder": type(answerer.retriever.encoder).__name__}
 
 
@@ -101,10 +105,10 @@ def main() -> None:
 
         golds = evaluate.write_squad_corpus(SHARED / "data" / "squad" / "dev-v1.1.json", OUT / "squad-v1" / "corpus")
         sets.append(("squad (2,067 paragraphs)", OUT / "squad-v1" / "index", OUT / "squad-v1" / "corpus", [g.question for g in golds[::10][:1000]]))
-    print(f"{'warm, per question (median ms)':<48}{'qa':>8}{'ST+flat':>9}{'BM25':>8}  encoder")
+    print(f"{'warm, per question (median ms)':<48}{'qa':>8}{'rules':>8}{'ST+flat':>9}{'BM25':>8}  encoder")
     for name, index_dir, corpus, questions in sets:
         r = warm(index_dir, corpus, questions)
-        print(f"{name:<48}{r['qa ask (retrieval + extraction)']:>8.1f}{r['bare sentence-transformers + FAISS flat']:>9.1f}{r['BM25 alone']:>8.2f}  {r['encoder']}")
+        print(f"{name:<48}{r['qa ask (retrieval + extraction)']:>8.1f}{r['rules']:>8.1f}{r['bare sentence-transformers + FAISS flat']:>9.1f}{r['BM25 alone']:>8.2f}  {r['encoder']}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ at k when its own paragraph is among the top k documents (shared/data/squad/READ
     python benchmarks/squad.py --articles 0:24  # only those articles' questions (same full index)
     python benchmarks/squad.py --tune           # grid-search the fusion weights on articles 0-23
     python benchmarks/squad.py --seeds          # the seeds dev set instead of SQuAD
+    python benchmarks/squad.py --v2             # SQuAD v2.0 dev, open over its 1,204 paragraphs
+    python benchmarks/squad.py --reader rules   # the rule reader instead of the trained one (both: --reader both)
+    python benchmarks/squad.py --every 5 --passages 3   # every fifth question; the reader reads 3 passages
 
 The index lives in benchmarks/out/ (gitignored) and is reused while the corpus is unchanged.
 """
@@ -34,6 +37,7 @@ from qa.retriever import Retriever, Weights  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 SQUAD = SHARED / "data" / "squad" / "dev-v1.1.json"
+SQUAD_V2 = SHARED / "data" / "squad" / "dev-v2.0.json"
 SEEDS_GOLD = SHARED / "eval" / "seeds-dev.jsonl"
 OUT = ROOT / "benchmarks" / "out"
 MODEL = "all-MiniLM-L6-v2"
@@ -128,24 +132,48 @@ def print_targets(r: ev.Retrieval) -> None:
 # Runs
 
 
-def run_evaluate(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict, as_json: bool, plot: Path | None) -> None:
-    answerer = Answerer(index, encoder, corpus)
+def v2_figures(report) -> dict:
+    """SQuAD 2.0's own figures: F1 over all questions (an abstention scores 1 when right, else 0),
+    HasAns F1 and NoAns accuracy."""
+    has = [r for r in report.rows if r.type != "unanswerable"]
+    no = [r for r in report.rows if r.type == "unanswerable"]
+    has_f1 = sum(0.0 if r.abstained else r.f1 for r in has)
+    no_ok = sum(r.abstained for r in no)
+    return {"overall_f1": (has_f1 + no_ok) / max(len(report.rows), 1), "has_ans_f1": has_f1 / max(len(has), 1),
+            "no_ans_acc": no_ok / max(len(no), 1), "has_ans": len(has), "no_ans": len(no)}
+
+
+def run_evaluate(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict, as_json: bool, plot: Path | None,
+                 readers: list[str] = ("trained",), passages: int = 5) -> None:
+    from qa.api import open_reader
+
     baselines = {name: Retriever(index, encoder, w) for name, w in BASELINES.items()}
-    say(f"evaluating {len(golds):,} questions")
-    report = ev.evaluate(answerer, golds, recall_at=RECALL_AT, progress=Ticker(), baselines=baselines)
-    seconds = dict(report.seconds)
-    info["seconds"].update(evaluation=seconds.pop("total"), **seconds)
-    info["questions_per_second"] = len(golds) / info["seconds"]["evaluation"]
-    m, cal = report.metrics, report.calibration
-    rows = [retrieval_row(name, report.baselines[name]) for name in BASELINES]
-    rows.append(retrieval_row(f"qa fused ({weights_label(answerer.retriever.weights)})", report.retrieval,
-                              sentence_acc=m.sentence_acc, span_em=m.span_em, span_f1=m.span_f1, ece=cal.ece))
+    rows, reports = [], {}
+    for kind in readers:
+        span_reader, calibration = open_reader(kind)
+        answerer = Answerer(index, encoder, corpus, reader=span_reader, calibration=calibration, passages=passages)
+        say(f"evaluating {len(golds):,} questions with the {kind} reader")
+        report = reports[kind] = ev.evaluate(answerer, golds, recall_at=RECALL_AT, progress=Ticker(), baselines=baselines)
+        seconds = dict(report.seconds)
+        info["seconds"].update(evaluation=seconds.pop("total"), **seconds)
+        info["questions_per_second"] = len(golds) / info["seconds"]["evaluation"]
+        m, cal = report.metrics, report.calibration
+        if not rows:
+            rows = [retrieval_row(name, report.baselines[name]) for name in BASELINES]
+        rows.append(retrieval_row(f"qa, {kind} reader ({weights_label(answerer.retriever.weights)})", report.retrieval,
+                                  sentence_acc=m.sentence_acc, span_em=m.span_em, span_f1=m.span_f1, ece=cal.ece))
+        if any(g.type == "unanswerable" for g in golds):
+            info.setdefault("v2", {})[kind] = v2_figures(report)
     if plot:
         ev.plot(report, plot)
     if as_json:
         print(json.dumps({**info, "table": rows, "report": report.to_json()}, indent=1))
         return
     print_header(info)
+    print(f"reader reads the top {passages} passages")
+    for kind, v2 in info.get("v2", {}).items():
+        print(f"SQuAD 2.0 figures, {kind} reader: overall F1 {v2['overall_f1']:.3f} (abstentions scored), HasAns F1 "
+              f"{v2['has_ans_f1']:.3f} ({v2['has_ans']:,}), NoAns accuracy {v2['no_ans_acc']:.3f} ({v2['no_ans']:,})")
     print(f"questions: {m.questions:,} ({m.answerable:,} answerable); evaluated in {info['seconds']['evaluation']:.1f}s = "
           f"{info['questions_per_second']:.1f} questions/s (signals {info['seconds']['signals']:.1f}s, "
           f"ranking {info['seconds']['ranking']:.1f}s, answering {info['seconds']['answering']:.1f}s)")
@@ -160,6 +188,24 @@ def run_evaluate(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict,
           f"{cal.coverage_at_threshold:.1%} of questions at accuracy {at}")
     if plot:
         print(f"plot: {plot}")
+
+
+def run_tradeoff(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict, passages: list[int]) -> None:
+    """How much text the trained reader reads per question, against span F1 and time."""
+    from qa.api import open_reader
+
+    span_reader, calibration = open_reader("trained")
+    print_header(info)
+    print(f"{len(golds):,} questions; one thread for the reader")
+    print(f"{'passages read':>13}{'tokens/question':>17}{'span_em':>9}{'span_f1':>9}{'sentence_acc':>14}{'answering ms/q':>16}")
+    for k in passages:
+        answerer = Answerer(index, encoder, corpus, reader=span_reader, calibration=calibration, passages=k)
+        before = span_reader.tokens_read
+        report = ev.evaluate(answerer, golds, recall_at=RECALL_AT)
+        m = report.metrics
+        tokens = (span_reader.tokens_read - before) / len(golds)
+        ms = 1000 * report.seconds["answering"] / len(golds)
+        print(f"{k:>13}{tokens:>17.0f}{m.span_em:>9.3f}{m.span_f1:>9.3f}{m.sentence_acc:>14.3f}{ms:>16.1f}", flush=True)
 
 
 def simplex(step: float) -> list[Weights]:
@@ -274,6 +320,11 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="grid-search the fusion weights on articles 0-23")
     parser.add_argument("--seeds", action="store_true", help="the seeds dev set over seeds/ instead of SQuAD")
     parser.add_argument("--plot", type=Path, help="also write the calibration plot to this PNG")
+    parser.add_argument("--v2", action="store_true", help="SQuAD v2.0 dev, open over its own paragraphs")
+    parser.add_argument("--reader", choices=["trained", "rules", "both"], default="trained")
+    parser.add_argument("--every", type=int, default=1, help="evaluate every Nth question")
+    parser.add_argument("--passages", default="5", help="passages the reader reads per question; a list (1,3,5) "
+                        "prints the trade-off of tokens read against F1 and time")
     args = parser.parse_args()
     if args.seeds and (args.tune or args.articles):
         parser.error("--tune and --articles apply to SQuAD, not --seeds")
@@ -283,10 +334,12 @@ def main() -> None:
         corpus, root = ROOT / "seeds", OUT / "seeds"
         golds = ev.load_gold(SEEDS_GOLD)
     else:
-        corpus, root = OUT / "squad-v1" / "corpus", OUT / "squad-v1" / "index"
-        golds = ev.write_squad_corpus(SQUAD, corpus)
+        name = "squad-v2" if args.v2 else "squad-v1"
+        corpus, root = OUT / name / "corpus", OUT / name / "index"
+        golds = ev.write_squad_corpus(SQUAD_V2 if args.v2 else SQUAD, corpus)
         if args.articles:
             golds = [g for g in golds if int(g.sources[0][:2]) in args.articles]
+    golds = golds[:: args.every]
     if args.limit:
         golds = golds[: args.limit]
     say(f"indexing {os.path.relpath(corpus)} into {os.path.relpath(root)}")
@@ -297,7 +350,12 @@ def main() -> None:
     if args.tune:
         run_tune(index, encoder, golds, info, args.json)
     else:
-        run_evaluate(index, encoder, corpus, golds, info, args.json, args.plot)
+        readers = ["rules", "trained"] if args.reader == "both" else [args.reader]
+        passages = [int(x) for x in args.passages.split(",")]
+        if len(passages) > 1:
+            run_tradeoff(index, encoder, corpus, golds, info, passages)
+        else:
+            run_evaluate(index, encoder, corpus, golds, info, args.json, args.plot, readers, passages[0])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import reader
+from .reader import rules
+from .reader import Span
+from . import lexical
 from .errors import BadQuestion
 from .retriever import Retriever, Signals
 from .store import Index
@@ -62,7 +64,7 @@ def unfit(features: dict) -> float:
 
 
 def confidence(logit: float, features: dict) -> float:
-    return reader.sigmoid(CONFIDENCE["bias"] + CONFIDENCE["logit"] * logit + CONFIDENCE["unfit"] * unfit(features))
+    return rules.sigmoid(CONFIDENCE["bias"] + CONFIDENCE["logit"] * logit + CONFIDENCE["unfit"] * unfit(features))
 
 
 def clean_question(question: str) -> str:
@@ -95,33 +97,54 @@ def normalize_answer(text: str) -> str:
 
 
 class Answerer:
-    def __init__(self, index: Index, encoder, corpus_root: Path | None = None, threshold: float = THRESHOLD):
+    def __init__(self, index: Index, encoder, corpus_root: Path | None = None, threshold: float | None = None,
+                 reader=None, calibration: dict | None = None, passages: int = PASSAGES):
+        """reader: a trained span reader (qa.reader.model.SpanReader) with its fitted calibration, or
+        None for the rule reader. Without a calibration the trained reader's score is its raw span
+        probability (what benchmarks/calibrate.py fits from)."""
         self.index = index
         self.retriever = Retriever(index, encoder)
         self.corpus_root = Path(corpus_root or index.manifest["corpus"])
+        self.reader = reader
+        self.calibration = calibration
+        self.passages = passages
+        if threshold is None:
+            threshold = calibration["threshold"] if calibration else THRESHOLD if reader is None else 0.5
         self.threshold = threshold
         bm25 = index.bm25_sentences
         self._idf = lambda stem: float(bm25.idf[bm25.vocab[stem]]) if stem in bm25.vocab else float(bm25.idf.max(initial=1.0))
         self._paths: dict[int, str] = {}
         self._tokens: dict[int, list] = {}  # sentence -> word tokens; tokenising dominated a warm answer
         self._descriptions: dict[int, dict] = {}  # document -> name -> words describing it
-        self.aliases = reader.demonyms(d.text for d in index.documents)
-        # A word the corpus makes an adjective of ("African") is a place too.
-        self.places = reader.place_names(d.text for d in index.documents) | set(self.aliases.values()) - {"u.s"}
+        self._aliases = self._places = None
+
+    @property
+    def aliases(self) -> dict:
+        """The rule reader's demonyms, from a scan of every document: only when rules answer."""
+        if self._aliases is None:
+            self._aliases = rules.demonyms(d.text for d in self.index.documents)
+        return self._aliases
+
+    @property
+    def places(self) -> set:
+        if self._places is None:
+            # A word the corpus makes an adjective of ("African") is a place too.
+            self._places = rules.place_names(d.text for d in self.index.documents) | set(self.aliases.values()) - {"u.s"}
+        return self._places
 
     def tokens(self, s: int) -> list:
         tokens = self._tokens.get(s)
         if tokens is None:
             sent = self.index.sentence(s)
-            tokens = self._tokens[s] = reader.tokenize(self.index.documents[sent.doc].text, sent.start, sent.end, self.aliases)
+            tokens = self._tokens[s] = rules.tokenize(self.index.documents[sent.doc].text, sent.start, sent.end, self.aliases)
         return tokens
 
     def descriptions(self, doc: int) -> dict:
-        """How the document describes each name it mentions (reader.descriptions), computed once."""
+        """How the document describes each name it mentions (rules.descriptions), computed once."""
         found = self._descriptions.get(doc)
         if found is None:
             sentences = np.flatnonzero(self.index.spans["sent_doc"] == doc)
-            found = self._descriptions[doc] = reader.descriptions([self.tokens(int(s)) for s in sentences])
+            found = self._descriptions[doc] = rules.descriptions([self.tokens(int(s)) for s in sentences])
         return found
 
     # -- public ---------------------------------------------------------------------------------
@@ -141,7 +164,7 @@ class Answerer:
 
     # -- inside ---------------------------------------------------------------------------------
 
-    def candidates(self, question: reader.Question, signals: Signals, hits: list[Hit]) -> list[Candidate]:
+    def candidates(self, question: rules.Question, signals: Signals, hits: list[Hit]) -> list[Candidate]:
         index = self.index
         top_bm25 = float(signals.bm25_sentence.max(initial=0.0)) or 1.0
         z_top = hits[0].score if hits else 0.0
@@ -154,34 +177,34 @@ class Answerer:
                     continue  # headlines help retrieval; answers come from the article body
                 tokens = self.tokens(s)
                 known = self.descriptions(sent.doc) if question.descriptors else None
-                span = reader.best_span(tokens, question, self.places, known)
+                span = rules.best_span(tokens, question, self.places, known)
                 # "He said it was done at a request from John Kerry": the question's words may sit
                 # in the sentence before, which the answer sentence refers back to.
                 previous = s > 0 and index.sentence(s - 1).doc == sent.doc and not index.sentence(s - 1).heading
                 before = self.tokens(s - 1) if previous else []
-                anaphor = previous and bool(tokens) and tokens[0].low in reader.ANAPHORS
+                anaphor = previous and bool(tokens) and tokens[0].low in rules.ANAPHORS
                 features = {
                     "dense": float(signals.dense_sentence[s]),
                     "bm25": float(signals.bm25_sentence[s]) / top_bm25,
-                    "coverage": reader.coverage(tokens, question),
+                    "coverage": rules.coverage(tokens, question),
                     "passage": hit.score - z_top,
                     "span": 1.0 if span else 0.0,
                     "span_score": max(-2.0, min(3.0, span.score)) if span else 0.0,
-                    "kind_ok": 1.0 if reader.kind_ok(span, question) else 0.0,
+                    "kind_ok": 1.0 if rules.kind_ok(span, question) else 0.0,
                     # A typed question (who, when, how many ...) with no phrase of that type here.
-                    "missing": 1.0 if question.kind in reader.TYPED and not span else 0.0,
-                    "mismatch": reader.count_mismatch(tokens, span, question),
-                    "context": reader.coverage(before + tokens, question),
+                    "missing": 1.0 if question.kind in rules.TYPED and not span else 0.0,
+                    "mismatch": rules.count_mismatch(tokens, span, question),
+                    "context": rules.coverage(before + tokens, question),
                     # "At whose *request* ...": the sentence (or the one before) must mention it.
                     "focus": 1.0 if question.target and not any(t.matches(question.target) for t in before + tokens) else 0.0,
-                    "undescribed": reader.undescribed(tokens, span, question, known),
-                    "speaker": 1.0 if question.reported and reader.speaks(tokens, span) else 0.0,
+                    "undescribed": rules.undescribed(tokens, span, question, known),
+                    "speaker": 1.0 if question.reported and rules.speaks(tokens, span) else 0.0,
                     "previous": float(signals.dense_sentence[s - 1]) if previous else 0.0,
                     "anaphor": 1.0 if anaphor else 0.0,
                     # A sentence opening "He said ..." takes its subject from the one before: score both.
                     "anaphor_dense": float(signals.dense_sentence[s - 1]) if anaphor else 0.0,
                     "anaphor_bm25": float(signals.bm25_sentence[s - 1]) / top_bm25 if anaphor else 0.0,
-                    "echo": reader.echo(tokens, span, question),
+                    "echo": rules.echo(tokens, span, question),
                 }
                 logit = CALIBRATION["bias"] + sum(CALIBRATION[name] * v for name, v in features.items())
                 if span:
@@ -192,13 +215,69 @@ class Answerer:
         out.sort(key=lambda c: -c.score)
         return out
 
+    def read(self, text: str, signals: Signals, hits: list[Hit]) -> list[Candidate]:
+        """Candidates from the trained reader over the hits' passages, best first."""
+        index = self.index
+        passages = [index.passage(h.passage) for h in hits]
+        texts = [index.documents[p.doc].text[p.start : p.end] for p in passages]
+        found = self.reader.read_batch(text, texts, top=5)
+        z_top = hits[0].score if hits else 0.0
+        q_terms = set(lexical.tokenize(text))
+        margins = [sp.score - sp.null for spans in found for sp in spans[:1]]
+        best_margin = max(margins, default=0.0)
+        out = []
+        for hit, p, body, spans in zip(hits, passages, texts, found):
+            coverage = len(q_terms & set(lexical.tokenize(body))) / len(q_terms) if q_terms else 0.0
+            for rank, sp in enumerate(spans):  # rank: 0 for the passage's best span
+                start, end = p.start + sp.start, p.start + sp.end
+                s = self._sentence_at(p, start)
+                sent = index.sentence(s)
+                if sent.heading or end > sent.end:
+                    continue  # answers come from the article body, inside one sentence
+                features = {
+                    "margin": sp.score - sp.null,  # span against "no answer here", logits
+                    "best_margin": best_margin,  # the best passage's margin: is anything answered at all?
+                    "prob": sp.prob,
+                    "span": sp.score,
+                    "null": sp.null,
+                    "rank": float(rank),
+                    "passage": hit.score - z_top,  # fused retrieval score against the best passage's (z units)
+                    "dense": float(signals.dense[hit.passage]),  # cosine of question and passage
+                    "dense_sentence": float(signals.dense_sentence[s]),
+                    "coverage": coverage,  # share of the question's content words in the passage
+                }
+                score = self.confidence_of(features)
+                out.append(Candidate(s, hit.passage, start, end, features, score, score))
+        out.sort(key=lambda c: -c.score)
+        return out
+
+    def confidence_of(self, features: dict) -> float:
+        cal = self.calibration
+        if cal is None:
+            return features["prob"]
+        z = cal["bias"] + sum(w * features[name] for name, w in cal["weights"].items())
+        return rules.sigmoid(z)
+
+    def _sentence_at(self, p, offset: int) -> int:
+        """The sentence of passage p that holds the character offset."""
+        starts = self.index.spans["sent_start"][p.first_sentence : p.last_sentence]
+        return p.first_sentence + max(0, int(np.searchsorted(starts, offset, side="right")) - 1)
+
     def _answer(self, text: str, signals: Signals, k: int, id: str | None) -> Result:
-        question = reader.analyse(text, self._idf, self.aliases)
-        hits = self.retriever.fuse(signals, PASSAGES)
+        hits = self.retriever.fuse(signals, self.passages)
+        if self.reader is not None:
+            candidates = self.read(text, signals, hits)
+        else:
+            candidates = self.candidates(rules.analyse(text, self._idf, self.aliases), signals, hits)
         groups: dict[str, list[Candidate]] = {}
-        for c in self.candidates(question, signals, hits):
+        words: dict[str, set] = {}
+        for c in candidates:
             doc = self.index.documents[self.index.sentence(c.sentence).doc]
             key = normalize_answer(doc.text[c.start : c.end])
+            # "Mistura" is the answer "Staffan de Mistura" again, not a second answer.
+            mine = set(key.split())
+            key = next((g for g, w in words.items() if mine and (mine <= w or w <= mine)), key)
+            words.setdefault(key, mine)
             groups.setdefault(key, []).append(c)
         answers = [self._merge(group) for group in groups.values()][:k]
         abstained = not answers or answers[0].score < self.threshold
@@ -208,9 +287,11 @@ class Answerer:
         """One answer for every place that states it: the best one cites, the rest support."""
         best = group[0]
         citations, seen = [], set()
+        key = normalize_answer(self._text(best))
         for c in group:
-            # The same words in an unrelated sentence ("four" areas vs "four" corridors) are not support.
-            if c is not best and c.score < self.threshold:
+            # The same words in an unrelated sentence ("four" areas vs "four" corridors) are not support;
+            # a longer or shorter form of the answer ("Mistura") joins the group but cites nothing.
+            if c is not best and (c.score < self.threshold or normalize_answer(self._text(c)) != key):
                 continue
             if (c.sentence, c.start) not in seen:
                 seen.add((c.sentence, c.start))
@@ -225,6 +306,9 @@ class Answerer:
             supporting=tuple(citations[1:]),
             passage=best.passage,
         )
+
+    def _text(self, c: Candidate) -> str:
+        return self.index.documents[self.index.sentence(c.sentence).doc].text[c.start : c.end]
 
     def path_of(self, doc_id: int) -> str:
         """The document's path as it opens from the current directory."""

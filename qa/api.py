@@ -144,7 +144,21 @@ def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=
     return store.load(root)
 
 
+def open_reader(kind: str = "trained"):
+    """(reader, calibration) for Answerer: "trained" is the span reader shipped in qa/reader/weights,
+    a folder path another such model, "rules" (None, None) for the rule reader. Raises
+    ModelProblem, with the fix, when a model file is missing or damaged."""
+    if kind == "rules":
+        return None, None
+    from .reader import model as reader_model
+
+    folder = reader_model.WEIGHTS if kind == "trained" else Path(kind)
+    reader = reader_model.SpanReader(folder)
+    return reader, reader_model.load_calibration(reader.info, folder)
+
+
 def open_answerer(corpus: Path, root: Path, model: str = embedder_mod.DEFAULT_MODEL,
-                  notify: Notify = lambda _: None, progress=None) -> Answerer:
+                  notify: Notify = lambda _: None, progress=None, reader: str = "trained") -> Answerer:
+    span_reader, calibration = open_reader(reader)  # first: a broken model fails before any indexing
     index = ensure_index(corpus, root, model, notify, progress)
-    return Answerer(index, query_encoder(root, model), corpus)
+    return Answerer(index, query_encoder(root, model), corpus, reader=span_reader, calibration=calibration)

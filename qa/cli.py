@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .errors import ExitStatus, QAError
+from .errors import ExitStatus, QAError, UsageProblem
 
 # Questions are answered one at a time: a threaded BLAS made each question-vector product 17x
 # slower here (11.9 ms against 0.68 ms for 12k sentence vectors). Set before numpy loads;
@@ -162,6 +162,20 @@ def _check_index(index: Path, create: bool = True) -> None:
                            "pass --index with a folder you can write to") from None
 
 
+READERS = ("trained", "rules")
+
+
+def _reader_kind() -> str:
+    """QA_READER picks the reader: the trained model shipped with qa (default), the earlier rules
+    (for comparison), or the folder of another model written by training/train_reader.py."""
+    kind = os.environ.get("QA_READER", "").strip() or "trained"
+    if kind.lower() in READERS:
+        return kind.lower()
+    if not Path(kind).is_dir():
+        raise UsageProblem(f"QA_READER is {kind!r}: give trained, rules, or the folder of a reader model")
+    return kind
+
+
 def _open(corpus: Path, index: Path, model: str):
     from .api import open_answerer
 
@@ -169,7 +183,7 @@ def _open(corpus: Path, index: Path, model: str):
     _check_index(index)
     progress = _Progress()
     try:
-        return open_answerer(corpus, index, model, notify=_notify, progress=progress)
+        return open_answerer(corpus, index, model, notify=_notify, progress=progress, reader=_reader_kind())
     except KeyboardInterrupt:
         progress.close()
         raise Interrupted(_kept(index)) from None

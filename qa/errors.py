@@ -18,6 +18,7 @@ class ExitStatus(enum.IntEnum):
     INDEX = 4  # no index, or a stale, foreign or damaged one
     PARTIAL = 5  # a batch finished but some of its lines failed
     BUSY = 6  # another `qa index` holds the index lock
+    MODEL = 7  # the reader model shipped with qa is missing or damaged
     INTERRUPTED = 130  # Ctrl-C / SIGINT
 
 
@@ -61,3 +62,15 @@ class IndexForeign(IndexProblem):
 
 class IndexBusy(QAError):
     exit_code = ExitStatus.BUSY
+
+
+class ModelProblem(QAError):
+    """The reader model shipped with qa is missing or damaged."""
+
+    exit_code = ExitStatus.MODEL
+
+
+class UsageProblem(QAError):
+    """A setting or argument qa cannot use (exit code 2, as for a bad command line)."""
+
+    exit_code = ExitStatus.USAGE

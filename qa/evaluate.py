@@ -400,10 +400,11 @@ class Row:
 
     id: str
     score: float  # the top answer's confidence; 0 when there is no answer
-    correct: bool  # sentence_acc's test on the top answer; never for an unanswerable question
+    correct: bool  # the top answer is right: sentence_acc's test and span F1 >= 0.5; never when unanswerable
     abstained: bool
     type: str
     rank: int | None  # the gold document's rank in fused retrieval; None when not retrieved or not asked
+    f1: float = 0.0  # the top answer's span F1 (0 when unanswerable)
 
 
 @dataclass(frozen=True)
@@ -438,6 +439,7 @@ class EvalReport:
 # Passages ranked per question for recall and MRR: far past rank 20 even when documents split into
 # several passages, and cheaper than the whole candidate pool (building every Hit cost 14% of a run).
 RANK_DEPTH = 100
+RIGHT_F1 = 0.5  # an answer phrase this close to a gold answer (token F1) counts as right for calibration
 
 
 def evaluate(
@@ -497,8 +499,9 @@ def evaluate(
             verdict = judge(gold, result.to_json() if result is not None else None, text_of)
             verdicts.append(verdict)
             top = result.answers[0].score if result is not None and result.answers else 0.0
-            rows.append(Row(gold.id, top, verdict.correct, not verdict.present or verdict.abstained, gold.type,
-                            fused_rank.get(i)))
+            # The score claims the *answer* is right, so calibration judges the phrase, not only its sentence.
+            rows.append(Row(gold.id, top, verdict.correct and verdict.f1 >= RIGHT_F1, not verdict.present or verdict.abstained,
+                            gold.type, fused_rank.get(i), verdict.f1))
         if progress:
             progress("evaluating", lo + len(chunk), len(golds))
     seconds["total"] = time.perf_counter() - started

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa import reader
+from qa.reader import rules as reader
 
 TEXTS = [
     "Talks were held in Turkey and in Syria. The Turkish side and the Syrian army agreed.",

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .lexical import STOPWORDS, _stem_words
+from ..lexical import STOPWORDS, _stem_words
 
 # ---------------------------------------------------------------------------------------------
 # Questions
@@ -868,3 +868,34 @@ def count_mismatch(tokens: list[Token], span: Span | None, question: Question) -
 
 def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x))))
+
+
+class RuleReader:
+    """The rules behind the readers' interface, for side-by-side benchmarks on bare passages.
+
+    In qa the rules also use retrieval scores and corpus-wide tables (Answerer.candidates);
+    here a sentence is chosen by how much of the question it covers, then its best typed phrase.
+    """
+
+    name = "rules"
+
+    def read_batch(self, question: str, passages, top: int = 3):
+        from ..chunker import split_sentences
+        from . import Span as Found
+
+        aliases = demonyms(passages)
+        places = place_names(passages) | set(aliases.values()) - {"u.s"}
+        q = analyse(question, None, aliases)
+        out = []
+        for n, text in enumerate(passages):
+            found = []
+            for a, b in split_sentences(text, 0, len(text)):
+                tokens = tokenize(text, a, b, aliases)
+                if not tokens:
+                    continue
+                span = best_span(tokens, q, places)
+                score = coverage(tokens, q) + (0.1 * max(-2.0, min(3.0, span.score)) if span else -0.5)
+                lo, hi = (tokens[span.i].start, tokens[span.j - 1].end) if span else (a, b)
+                found.append(Found(n, lo, hi, score, 0.0, sigmoid(score)))
+            out.append(sorted(found, key=lambda sp: -sp.score)[:top])
+        return out
