@@ -11,10 +11,10 @@ from conftest import run_qa
 
 
 def test_ask_without_an_index_builds_one_first(workdir):
-    done = run_qa("ask", "Who is the UN's special envoy for Syria?", cwd=workdir)
+    done = run_qa("ask", "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?", cwd=workdir)
     assert done.returncode == 0, done.stderr
     assert "indexing" in done.stderr and (workdir / "vectors" / "CURRENT").exists()
-    again = run_qa("ask", "Who is the UN's special envoy for Syria?", cwd=workdir)
+    again = run_qa("ask", "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?", cwd=workdir)
     assert "indexing" not in again.stderr and again.stdout == done.stdout
 
 
@@ -86,9 +86,9 @@ def test_every_command_has_help_with_a_description_and_an_example(name):
 
 
 def test_piped_output_has_no_colour_and_json_is_only_json(workdir):
-    plain = run_qa("ask", "Who is the UN's special envoy for Syria?", cwd=workdir, env={"NO_COLOR": None, "FORCE_COLOR": None})
+    plain = run_qa("ask", "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?", cwd=workdir, env={"NO_COLOR": None, "FORCE_COLOR": None})
     assert plain.returncode == 0 and "\x1b[" not in plain.stdout and "Staffan de Mistura" in plain.stdout
-    as_json = run_qa("ask", "Who is the UN's special envoy for Syria?", "--json", cwd=workdir)
+    as_json = run_qa("ask", "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?", "--json", cwd=workdir)
     json.loads(as_json.stdout)  # nothing but the record on stdout
     status = run_qa("status", "--json", cwd=workdir)
     assert json.loads(status.stdout)["files"] == 5
@@ -130,8 +130,8 @@ def test_status_lines_are_not_padded(indexed_workdir):
 
 def test_no_blank_lines_on_stderr_off_a_terminal(indexed_workdir, tmp_path):
     questions = tmp_path / "q.txt"
-    questions.write_text("Who is the UN's special envoy for Syria?\nWhere did talks begin?\n", encoding="utf-8")
-    for args in (("batch", questions), ("index", "--rebuild"), ("ask", "Who is the UN's special envoy for Syria?")):
+    questions.write_text("Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?\nWhere did talks begin?\n", encoding="utf-8")
+    for args in (("batch", questions), ("index", "--rebuild"), ("ask", "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?")):
         done = run_qa(*args, cwd=indexed_workdir)
         assert done.returncode == 0, done.stderr
         assert "\n\n" not in done.stderr and not done.stderr.startswith("\n"), (args, done.stderr)

@@ -24,12 +24,12 @@ from qa.answerer import Answerer
 from qa.embedder import Hashing
 from qa.errors import ExitStatus
 
-from conftest import FAST_MODEL, SEEDS, dev_questions, run_qa
+from conftest import FAST_MODEL, SEEDS, own_questions, run_qa
 
 STAGES = ["before-embedding", "during-embedding", "after-embedding", "before-swap", "after-swap"]
 NEW_ARTICLE = "Mayor of Oslo\n\nOSLO, May 2. The mayor of Oslo is Kari Nordmann. She opened a bridge.\n"
 NEW_QUESTION = "Who is the mayor of Oslo?"
-SAMPLE_QUESTION = "Who is the UN's special envoy for Syria?"
+SAMPLE_QUESTION = "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -39,7 +39,7 @@ SAMPLE_QUESTION = "Who is the UN's special envoy for Syria?"
 def answers(root: Path, corpus: Path) -> list[dict]:
     """The answer records for every seed-dev question, read in-process from the live index."""
     answerer = Answerer(store.load(root), Hashing(), corpus)
-    questions = [q["question"] for q in dev_questions()]
+    questions = [q["question"] for q in own_questions()]
     return [r.to_json() for r in answerer.ask_batch(questions, k=3)]
 
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import SEEDS, dev_questions, run_qa
+from conftest import SEEDS, own_questions, run_qa
 
 pytestmark = pytest.mark.e2e
 MODEL = "all-MiniLM-L6-v2"
@@ -19,7 +19,7 @@ def work(tmp_path_factory):
 
 
 def test_first_ask_indexes_and_names_the_envoy(work):
-    done = run_qa("ask", "Who is the UN's special envoy for Syria?", "--json", cwd=work, model=MODEL, timeout=900)
+    done = run_qa("ask", "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?", "--json", cwd=work, model=MODEL, timeout=900)
     assert done.returncode == 0, done.stderr
     assert "indexing" in done.stderr
     top = json.loads(done.stdout)["answers"][0]
@@ -29,7 +29,7 @@ def test_first_ask_indexes_and_names_the_envoy(work):
 
 
 def test_dev_set_through_batch_has_exact_offsets_and_good_sentences(work):
-    questions = dev_questions()
+    questions = own_questions()
     src = work / "dev.jsonl"
     src.write_text("".join(json.dumps({"id": q["id"], "question": q["question"]}) + "\n" for q in questions), encoding="utf-8")
     done = run_qa("batch", src, "-o", work / "answers.jsonl", "--top-k", "3", cwd=work, model=MODEL, timeout=900)
@@ -52,7 +52,7 @@ def test_dev_set_through_batch_has_exact_offsets_and_good_sentences(work):
 
 
 def test_reindexing_an_unchanged_corpus_changes_no_answer(work):
-    ask = lambda: run_qa("ask", "How many humanitarian corridors were to be set up in Aleppo?", "--json", "-k", "3", cwd=work, model=MODEL)
+    ask = lambda: run_qa("ask", "In how many areas does Bogdanov want work on Syria to proceed in parallel without preconditions?", "--json", "-k", "3", cwd=work, model=MODEL)
     before = ask().stdout
     assert run_qa("index", cwd=work, model=MODEL).returncode == 0
     assert run_qa("index", "--rebuild", cwd=work, model=MODEL).returncode == 0

@@ -13,7 +13,7 @@ from qa.errors import BadInput
 from qa.retriever import Retriever, Weights
 from qa.store import build, load
 
-from conftest import DEV, SEEDS, SHARED
+from conftest import OWN as DEV, SEEDS, SHARED
 
 # ---------------------------------------------------------------------------------------------
 # Metrics on hand-made pairs

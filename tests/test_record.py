@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dev_questions, run_qa
+from conftest import own_questions, run_qa
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def records(tmp_path_factory):
     work = tmp_path_factory.mktemp("rec")
     shutil.copytree(SEEDS, work / "seeds")
     out = []
-    for q in dev_questions()[:12]:
+    for q in own_questions()[:12]:
         done = run_qa("ask", q["question"], "--json", "--top-k", "3", cwd=work)
         assert done.returncode == 0, done.stderr
         out.append(json.loads(done.stdout))

@@ -21,9 +21,9 @@ from qa.types import Answer, Citation, Result
 
 from conftest import FAST_MODEL, run_qa
 
-ENVOY = "Who is the UN's special envoy for Syria?"
+ENVOY = "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?"
 QUESTIONS = [ENVOY, "Where did Russian and US experts begin consultations on Aleppo?",
-             "How many humanitarian corridors were to be set up in Aleppo?"]
+             "In how many areas does Bogdanov want work on Syria to proceed in parallel without preconditions?"]
 REF = re.compile(r"\S+\.txt:\d+:\d+-\d+")  # PATH:LINE:START-END
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[=>])")
 
@@ -140,7 +140,7 @@ def test_show_marks_the_span_in_reverse_on_a_colour_terminal_and_with_brackets_o
     coloured = in_pty(indexed_workdir, ["show", ref], 100, colour=True)
     assert "[[" not in coloured and re.search(r"\x1b\[[0-9;]*7[0-9;]*m" + re.escape(answer.split()[0]), coloured)
     plain = in_pty(indexed_workdir, ["show", ref], 100, colour=False)
-    assert f"[[{answer}]]" in visible(plain).replace("\n      ", " ")
+    assert f"[[{answer}]]" in re.sub(r"\n +", " ", visible(plain))  # continuations hang under the gutter
 
 
 def test_show_gutter_numbers_every_line_and_flags_the_cited_one(indexed_workdir, records):
@@ -169,7 +169,7 @@ def test_chat_open_and_show_share_one_renderer(indexed_workdir, records):
     """:open N and `qa show` of the same citation print the same gutter and marks."""
     chat = run_qa("chat", cwd=indexed_workdir, input=f"{ENVOY}\n:open 1\n")
     opened = chat.stdout.split("\n")
-    start = next(i for i, line in enumerate(opened) if line.startswith(tuple(REF.findall(chat.stdout)[:1])) and i > 3)
+    start = next(i for i, line in enumerate(opened) if line.startswith(tuple(REF.findall(chat.stdout)[:1])) and i > 0)
     s = records[ENVOY]["answers"][0]["source"]
     shown = run_qa("show", f"{s['path']}:{s['line']}:{s['start']}-{s['end']}", "-C", "2", cwd=indexed_workdir)
     body = shown.stdout.splitlines()[1:]

@@ -6,7 +6,7 @@ from qa.answerer import Answerer
 from qa.embedder import Hashing
 from qa.retriever import Retriever, Weights
 
-from conftest import SEEDS, dev_questions
+from conftest import SEEDS, own_questions
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_approximate_path_ranks_like_exact_search_on_a_small_index(indexes):
     assert ivf.manifest["faiss"] == "ivf" and ivf._faiss.nprobe == store.NPROBE  # survives write/read
     exact, approx = Retriever(flat, Hashing()), Retriever(ivf, Hashing())
     assert approx.approximate and not exact.approximate
-    questions = [q["question"] for q in dev_questions()]
+    questions = [q["question"] for q in own_questions()]
     for a, b in zip(exact.search_batch(questions, 5), approx.search_batch(questions, 5)):
         assert [h.passage for h in a] == [h.passage for h in b]
         assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
@@ -30,7 +30,7 @@ def test_approximate_path_ranks_like_exact_search_on_a_small_index(indexes):
 
 def test_answers_match_between_the_two_paths(indexes):
     flat, ivf = indexes
-    questions = [q["question"] for q in dev_questions()]
+    questions = [q["question"] for q in own_questions()]
     a = [r.to_json() for r in Answerer(flat, Hashing(), SEEDS).ask_batch(questions, k=2)]
     b = [r.to_json() for r in Answerer(ivf, Hashing(), SEEDS).ask_batch(questions, k=2)]
     assert a == b

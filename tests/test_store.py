@@ -9,12 +9,12 @@ from qa.answerer import Answerer
 from qa.embedder import Hashing
 from qa.errors import IndexBusy, IndexDamaged, IndexMissing
 
-from conftest import SEEDS, CountingEmbedder, dev_questions
+from conftest import SEEDS, CountingEmbedder, own_questions
 
 
 def answers(root, corpus):
     a = Answerer(store.load(root), Hashing(), corpus)
-    questions = [q["question"] for q in dev_questions()]
+    questions = [q["question"] for q in own_questions()]
     return [r.to_json() for r in a.ask_batch(questions, k=3)]
 
 
