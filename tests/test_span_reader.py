@@ -2,6 +2,7 @@
 these tests (sport, science, business: nothing like the seed articles or any evaluation set)."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,40 @@ def test_qa_reader_setting_is_checked(workdir):
 
     done = run_qa("ask", "Who scored?", cwd=workdir, env={"QA_READER": "bogus"})
     assert done.returncode == ExitStatus.USAGE and "QA_READER" in done.stderr
+
+
+class _Finds:
+    """A stand-in reader that marks given phrases wherever a passage holds them (for the answerer's
+    merging, not the model): "Staffan de Mistura" scores higher than its shorter forms."""
+
+    name = "finds"
+
+    def __init__(self, phrases):
+        self.phrases = phrases  # phrase -> probability
+
+    def read_batch(self, question, passages, top=3):
+        out = []
+        for n, text in enumerate(passages):
+            found = []
+            for phrase, prob in self.phrases.items():
+                at = text.find(phrase)
+                if at >= 0:
+                    found.append(Span(n, at, at + len(phrase), prob, 0.0, prob))
+            out.append(sorted(found, key=lambda sp: -sp.score)[:top])
+        return out
+
+
+def test_top_k_never_shows_the_same_answer_twice(tmp_path):
+    from conftest import SEEDS
+    from qa import store
+    from qa.answerer import Answerer
+    from qa.embedder import Hashing
+
+    store.build(SEEDS, tmp_path / "v", Hashing())
+    finds = _Finds({"Staffan de Mistura": 0.9, "de Mistura": 0.6, "Mistura": 0.5, "Lavrov": 0.4})
+    answerer = Answerer(store.load(tmp_path / "v"), Hashing(), SEEDS, reader=finds, calibration=None, passages=10)
+    answers = answerer.ask("Who is the envoy?", k=3).answers
+    assert [a.answer for a in answers][:2] == ["Staffan de Mistura", "Lavrov"]
+    for a in answers:  # supporting citations cut out the answer itself, not a longer or shorter form
+        for c in a.supporting:
+            assert (SEEDS / Path(c.path).name).read_text(encoding="utf-8")[c.start : c.end].lower() == a.answer.lower()
