@@ -90,7 +90,7 @@ def current_logits(X):
 def open_squad():
     corpus, root = OUT / "squad-v1" / "corpus", OUT / "squad-v1" / "index"
     golds = evaluate.write_squad_corpus(SHARED / "data" / "squad" / "dev-v1.1.json", corpus)
-    return open_answerer(corpus, root, notify=lambda m: print(m, file=sys.stderr)), golds
+    return open_answerer(corpus, root, notify=lambda m: print(m, file=sys.stderr), reader="rules"), golds
 
 
 def split(golds, cut, n, rng):
@@ -157,7 +157,7 @@ def main() -> None:
     train, test = split(golds, 24, args.per_split, rng)
     Xtr, ytr, qtr = rows_for(answerer, train)
     Xte, yte, qte = rows_for(answerer, test)
-    seeds = open_answerer(ROOT / "seeds", ROOT / "vectors", notify=lambda m: print(m, file=sys.stderr))
+    seeds = open_answerer(ROOT / "seeds", ROOT / "vectors", notify=lambda m: print(m, file=sys.stderr), reader="rules")
     news = [g for path in args.news for g in evaluate.load_gold(path)]
     held = [g for path in args.test for g in evaluate.load_gold(path)]
     Xn, yn, _ = rows_for(seeds, news) if news else (np.zeros((0, len(FEATURES))), np.zeros(0, bool), None)
