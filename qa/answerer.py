@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .reader import rules
-from .reader import Span
 from . import lexical
+from .reader import rules
 from .errors import BadQuestion
 from .retriever import Retriever, Signals
 from .store import Index
@@ -269,29 +268,27 @@ class Answerer:
             candidates = self.read(text, signals, hits)
         else:
             candidates = self.candidates(rules.analyse(text, self._idf, self.aliases), signals, hits)
-        groups: dict[str, list[Candidate]] = {}
+        groups: dict[str, list[tuple[str, Candidate]]] = {}  # key -> (the candidate's own form, candidate)
         words: dict[str, set] = {}
         for c in candidates:
-            doc = self.index.documents[self.index.sentence(c.sentence).doc]
-            key = normalize_answer(doc.text[c.start : c.end])
+            form = normalize_answer(self._text(c))
             # "Mistura" is the answer "Staffan de Mistura" again, not a second answer.
-            mine = set(key.split())
-            key = next((g for g, w in words.items() if mine and (mine <= w or w <= mine)), key)
+            mine = set(form.split())
+            key = next((g for g, w in words.items() if mine and (mine <= w or w <= mine)), form)
             words.setdefault(key, mine)
-            groups.setdefault(key, []).append(c)
+            groups.setdefault(key, []).append((form, c))
         answers = [self._merge(group) for group in groups.values()][:k]
         abstained = not answers or answers[0].score < self.threshold
         return Result(question=text, answers=tuple(answers), abstained=abstained, id=id)
 
-    def _merge(self, group: list[Candidate]) -> Answer:
+    def _merge(self, group: list[tuple[str, Candidate]]) -> Answer:
         """One answer for every place that states it: the best one cites, the rest support."""
-        best = group[0]
+        key, best = group[0]
         citations, seen = [], set()
-        key = normalize_answer(self._text(best))
-        for c in group:
+        for form, c in group:
             # The same words in an unrelated sentence ("four" areas vs "four" corridors) are not support;
             # a longer or shorter form of the answer ("Mistura") joins the group but cites nothing.
-            if c is not best and (c.score < self.threshold or normalize_answer(self._text(c)) != key):
+            if c is not best and (c.score < self.threshold or form != key):
                 continue
             if (c.sentence, c.start) not in seen:
                 seen.add((c.sentence, c.start))

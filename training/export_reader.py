@@ -6,24 +6,16 @@ benchmarks/reader.py can compare the two side by side.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
 from pathlib import Path
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export(torch, build_model, model, tokenizer, args) -> int:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from qa.corpus import file_digest
     from train_reader import OUT, base_model_path
 
     class Exported(torch.nn.Module):
@@ -65,7 +57,7 @@ def export(torch, build_model, model, tokenizer, args) -> int:
         "quantisation": "onnxruntime quantize_dynamic, QInt8 weights, per-channel scales",
         "training": {k: final.get(k) for k in ("batches", "windows", "train_minutes", "dev")},
         "settings": settings,
-        "files": {name: {"bytes": (OUT / name).stat().st_size, "sha256": sha256(OUT / name)}
+        "files": {name: {"bytes": (OUT / name).stat().st_size, "sha256": file_digest(OUT / name)}
                   for name in ("reader.onnx", "tokenizer.json")},
     }
     (OUT / "reader.json").write_text(json.dumps(info, indent=1) + "\n")

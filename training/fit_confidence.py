@@ -61,8 +61,9 @@ def heldout_corpus() -> tuple[Path, Path, list[ev.Gold]]:
     out = OUT / "squad-train-heldout"
     source = OUT / "train-heldout.json"
     if not source.exists():
-        train = json.loads((SHARED / "data" / "squad" / "train-v1.1.json").read_text())
-        held = [a for i, a in enumerate(train["data"]) if i % HOLD_OUT == HOLD_OUT - 1]
+        from train_reader import held_out
+
+        _, held = held_out(json.loads((SHARED / "data" / "squad" / "train-v1.1.json").read_text()), HOLD_OUT)
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text(json.dumps({"version": "train-heldout", "data": held}))
     return out / "corpus", out / "index", ev.write_squad_corpus(source, out / "corpus")
@@ -132,7 +133,7 @@ def main() -> int:
     seeds_answerer = open_answerer(ROOT / "seeds", OUT / "seeds-fit", reader)
     data += rows_for(seeds_answerer, news + made_up(chatter, "chat") + made_up(offtopic, "off"), args.news_weight, 0, rng)
 
-    features = sorted(data[0][2][0][0]) if data[0][2] else sorted(next(r for _, _, f in data for r in f)[0])
+    features = sorted(next(f for _, _, found in data for f, _ in found))
     X = np.array([[f[name] for name in features] for _, _, found in data for f, _ in found])
     y = np.array([right for _, _, found in data for _, right in found])
     w = np.array([weight for weight, _, found in data for _ in found])

@@ -8,7 +8,6 @@ token's start + end score is "no answer in this window".
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -16,19 +15,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..corpus import file_digest
 from ..errors import ModelProblem
 from . import Span
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 FIX = "reinstall qa, or restore the folder with `git checkout -- qa/reader/weights`"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_info(folder: Path = WEIGHTS, verify: bool = True) -> dict:
@@ -46,7 +38,7 @@ def read_info(folder: Path = WEIGHTS, verify: bool = True) -> dict:
             size = path.stat().st_size
         except OSError:
             raise ModelProblem(f"the reader model file {name} is missing; {FIX}") from None
-        if size != expected["bytes"] or (verify and _sha256(path) != expected["sha256"]):
+        if size != expected["bytes"] or (verify and file_digest(path) != expected["sha256"]):
             raise ModelProblem(f"the reader model file {name} is damaged (its checksum does not match); {FIX}")
     return info
 
@@ -129,7 +121,10 @@ class SpanReader:
             pairs = s[first:last, None] + e[None, first:last]
             i, j = np.indices(pairs.shape)
             pairs[(j < i) | (j - i >= self.max_answer)] = -np.inf
-            flat = np.argsort(-pairs, axis=None)[: 4 * top]
+            # The best 4 * top pairs, best first: a partial sort of the (context x context) grid.
+            m = min(4 * top, pairs.size)
+            flat = np.argpartition(-pairs, m - 1, axis=None)[:m]
+            flat = flat[np.argsort(-pairs.flat[flat], kind="stable")]
             text = passages[n]
             for k in flat:
                 a, b = divmod(int(k), pairs.shape[1])
