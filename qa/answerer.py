@@ -1,8 +1,10 @@
 """Retriever + reader -> answer records: ranked, merged across sources, with a confidence."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,14 +12,31 @@ from pathlib import Path
 import numpy as np
 
 from . import lexical
-from .reader import rules
 from .errors import BadQuestion
+from .reader import sigmoid
 from .retriever import Retriever, Signals
 from .store import Index
 from .types import Answer, Citation, Hit, Result
 
+
+
+def _lazy(name: str):
+    """The module, loaded on first use (the recipe in importlib's documentation)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+# The rule reader: its regexes and word lists cost 30 ms of every start, so only the rule path loads them.
+rules = _lazy("qa.reader.rules")
+
 MAX_QUESTION_CHARS = 2000
-PASSAGES = 5  # passages whose sentences compete to hold the answer
+PASSAGES = 5  # passages the rule reader reads; the trained reader reads what its calibration was fitted with
 
 # Stage 1, which sentence: logistic weights over the features of a candidate sentence, fitted by
 # benchmarks/calibrate.py on SQuAD v1.1 dev articles 0-23 together with our own news questions over
@@ -63,7 +82,7 @@ def unfit(features: dict) -> float:
 
 
 def confidence(logit: float, features: dict) -> float:
-    return rules.sigmoid(CONFIDENCE["bias"] + CONFIDENCE["logit"] * logit + CONFIDENCE["unfit"] * unfit(features))
+    return sigmoid(CONFIDENCE["bias"] + CONFIDENCE["logit"] * logit + CONFIDENCE["unfit"] * unfit(features))
 
 
 def clean_question(question: str) -> str:
@@ -97,7 +116,7 @@ def normalize_answer(text: str) -> str:
 
 class Answerer:
     def __init__(self, index: Index, encoder, corpus_root: Path | None = None, threshold: float | None = None,
-                 reader=None, calibration: dict | None = None, passages: int = PASSAGES):
+                 reader=None, calibration: dict | None = None, passages: int | None = None):
         """reader: a trained span reader (qa.reader.model.SpanReader) with its fitted calibration, or
         None for the rule reader. Without a calibration the trained reader's score is its raw span
         probability (what benchmarks/calibrate.py fits from)."""
@@ -106,6 +125,8 @@ class Answerer:
         self.corpus_root = Path(corpus_root or index.manifest["corpus"])
         self.reader = reader
         self.calibration = calibration
+        if passages is None:
+            passages = int(calibration.get("passages", PASSAGES)) if calibration else PASSAGES
         self.passages = passages
         if threshold is None:
             threshold = calibration["threshold"] if calibration else THRESHOLD if reader is None else 0.5
@@ -255,7 +276,7 @@ class Answerer:
         if cal is None:
             return features["prob"]
         z = cal["bias"] + sum(w * features[name] for name, w in cal["weights"].items())
-        return rules.sigmoid(z)
+        return sigmoid(z)
 
     def _sentence_at(self, p, offset: int) -> int:
         """The sentence of passage p that holds the character offset."""

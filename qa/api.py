@@ -113,13 +113,16 @@ def corpus_mismatch(manifest: dict, root: Path, corpus: Path) -> str | None:
 
 
 def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=None,
-                 settings: ChunkSettings = ChunkSettings()) -> store.Index:
-    """Load the index, building it first when missing and updating it when the corpus changed."""
+                 settings: ChunkSettings = ChunkSettings(), before_build: Callable[[], object] = lambda: None) -> store.Index:
+    """Load the index, building it first when missing and updating it when the corpus changed.
+
+    before_build runs before any building starts (open_answerer: a broken model fails first)."""
     if not corpus.exists():
         raise CorpusError(f"no such corpus folder: {corpus}")
     try:
         manifest = store.read_manifest(root)
     except IndexMissing:
+        before_build()
         notify(f"no index in {root}/ yet — indexing {corpus}/ (first run)")
         build_index(corpus, root, model, progress=progress, settings=settings)
         return store.load(root)
@@ -137,6 +140,7 @@ def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=
     changed = store.stale_files(root, corpus, manifest)
     if changed:
         shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        before_build()
         notify(f"the corpus changed since indexing ({shown}) — updating {root}/")
         build_index(corpus, root, model, progress=progress, settings=settings)
     elif state in ("missing", "stale"):
@@ -144,21 +148,30 @@ def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=
     return store.load(root)
 
 
-def open_reader(kind: str = "trained"):
+def open_reader(kind: str = "trained", background: bool = False):
     """(reader, calibration) for Answerer: "trained" is the span reader shipped in qa/reader/weights,
     a folder path another such model, "rules" (None, None) for the rule reader. Raises
-    ModelProblem, with the fix, when a model file is missing or damaged."""
+    ModelProblem, with the fix, when a model file is missing or damaged (with background=True, a
+    damaged checksum or graph only from the reader's ready())."""
     if kind == "rules":
         return None, None
     from .reader import model as reader_model
 
     folder = reader_model.WEIGHTS if kind == "trained" else Path(kind)
-    reader = reader_model.SpanReader(folder)
+    reader = reader_model.SpanReader(folder, background=background)
     return reader, reader_model.load_calibration(reader.info, folder)
 
 
 def open_answerer(corpus: Path, root: Path, model: str = embedder_mod.DEFAULT_MODEL,
                   notify: Notify = lambda _: None, progress=None, reader: str = "trained") -> Answerer:
-    span_reader, calibration = open_reader(reader)  # first: a broken model fails before any indexing
-    index = ensure_index(corpus, root, model, notify, progress)
-    return Answerer(index, query_encoder(root, model), corpus, reader=span_reader, calibration=calibration)
+    # First, so that a broken model fails before any indexing; it loads while the index opens.
+    span_reader, calibration = open_reader(reader, background=True)
+    wait = span_reader.ready if span_reader else lambda: None
+    try:
+        index = ensure_index(corpus, root, model, notify, progress, before_build=wait)
+        encoder = query_encoder(root, model)
+    finally:
+        if span_reader:
+            span_reader.join()  # never leave with onnxruntime mid-load in a thread: the process would abort
+    wait()
+    return Answerer(index, encoder, corpus, reader=span_reader, calibration=calibration)

@@ -149,6 +149,20 @@ def test_qa_ask_with_a_damaged_model_says_so_in_one_line(weights_copy, workdir):
     assert not (workdir / "vectors" / "CURRENT").exists()  # refused before building any index
 
 
+def test_a_model_damaged_after_indexing_still_fails_in_one_line(weights_copy, workdir):
+    """With an index in place the model loads in a thread beside it: its damage must still end
+    the command with one line and exit 7, not a traceback or an abort in onnxruntime."""
+    from conftest import run_qa
+
+    assert run_qa("index", cwd=workdir).returncode == 0
+    data = bytearray((weights_copy / "reader.onnx").read_bytes())
+    data[5000:5100] = bytes(100)  # same size: only the checksum tells
+    (weights_copy / "reader.onnx").write_bytes(bytes(data))
+    done = run_qa("ask", "Who scored?", cwd=workdir, env={"QA_READER": str(weights_copy)})
+    assert done.returncode == ExitStatus.MODEL, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "reader.onnx is damaged" in done.stderr
+
+
 def test_qa_reader_setting_is_checked(workdir):
     from conftest import run_qa
 

@@ -10,8 +10,14 @@ passage, its best answer spans, best first, with character offsets into that pas
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
+
+
+def sigmoid(x: float) -> float:
+    """The logistic function, clipped so that no score overflows math.exp."""
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x))))
 
 
 @dataclass(frozen=True)

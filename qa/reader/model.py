@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -46,29 +47,59 @@ def read_info(folder: Path = WEIGHTS, verify: bool = True) -> dict:
 class SpanReader:
     name = "trained"
 
-    def __init__(self, folder: Path = WEIGHTS, threads: int = 1, file: str = "reader.onnx"):
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        self.info = read_info(folder)
+    def __init__(self, folder: Path = WEIGHTS, threads: int = 1, file: str = "reader.onnx", background: bool = False):
+        """Settings and file sizes are checked here; checksums, the graph and the tokenizer are loaded
+        here too, or with background=True in a thread while the caller opens the index (onnxruntime
+        and hashlib release the GIL), joined on first use or by ready()."""
+        self.info = read_info(folder, verify=False)
         self.max_len = int(self.info["max_len"])
         self.stride = int(self.info["stride"])
         self.max_question = int(self.info["max_question"])
         self.max_answer = int(self.info.get("max_answer_tokens", 30))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
-            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        except Exception as exc:  # onnxruntime raises its own classes for unreadable graphs
-            raise ModelProblem(f"the reader model in {folder} cannot be loaded ({str(exc).splitlines()[0][:120]}); {FIX}") from None
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
         self.tokens_read = 0  # tokens run through the model so far (benchmarks/squad.py's trade-off table)
-        self.cls = self.tokenizer.token_to_id("[CLS]")
-        self.sep = self.tokenizer.token_to_id("[SEP]")
+        self._problem: ModelProblem | None = None
+        self._loading = None
+        if background:
+            self._loading = threading.Thread(target=self._load, args=(folder, threads, file), daemon=True)
+            self._loading.start()
+        else:
+            self._load(folder, threads, file)
+            self.ready()
+
+    def _load(self, folder: Path, threads: int, file: str) -> None:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            read_info(folder)  # the checksums, this time
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            try:
+                self.session = ort.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+                self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            except Exception as exc:  # onnxruntime raises its own classes for unreadable graphs
+                raise ModelProblem(f"the reader model in {folder} cannot be loaded ({str(exc).splitlines()[0][:120]}); {FIX}") from None
+            self.tokenizer.no_truncation()
+            self.tokenizer.no_padding()
+            self.cls = self.tokenizer.token_to_id("[CLS]")
+            self.sep = self.tokenizer.token_to_id("[SEP]")
+        except ModelProblem as problem:
+            self._problem = problem
+
+    def join(self) -> None:
+        """Wait for a background load to end, whatever its outcome."""
+        if self._loading is not None:
+            self._loading.join()
+            self._loading = None
+
+    def ready(self) -> SpanReader:
+        """Wait for the model to load; ModelProblem when it could not."""
+        self.join()
+        if self._problem is not None:
+            raise self._problem
+        return self
 
     def windows(self, question: str, passages: Sequence[str]):
         """(passage, ids, context offsets) windows: "[CLS] q [SEP] ctx [SEP]", as in training."""
@@ -106,6 +137,7 @@ class SpanReader:
         found: list[list[Span]] = [[] for _ in passages]
         if not passages:
             return found
+        self.ready()
         windows, first = self.windows(question, passages)
         start, end = self.logits(windows)
         for w, (n, row, offsets) in enumerate(windows):

@@ -8,11 +8,11 @@ or a sentence in half.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
 from ..lexical import STOPWORDS, _stem_words
+from . import sigmoid
 
 # ---------------------------------------------------------------------------------------------
 # Questions
@@ -864,10 +864,6 @@ def count_mismatch(tokens: list[Token], span: Span | None, question: Question) -
         return 0.0
     bonus = _count_noun_bonus(tokens, span, question)
     return 1.0 if bonus <= -3 else 0.5 if bonus < 0 else 0.0
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x))))
 
 
 class RuleReader:
