@@ -11,6 +11,7 @@ at k when its own paragraph is among the top k documents (shared/data/squad/READ
     python benchmarks/squad.py --v2             # SQuAD v2.0 dev, open over its 1,204 paragraphs
     python benchmarks/squad.py --reader rules   # the rule reader instead of the trained one (both: --reader both)
     python benchmarks/squad.py --every 5 --passages 3   # every fifth question; the reader reads 3 passages
+    python benchmarks/squad.py --train-heldout --passages 1,3,5   # SQuAD *train* articles nobody trained on
 
 The index lives in benchmarks/out/ (gitignored) and is reused while the corpus is unchanged.
 """
@@ -144,7 +145,7 @@ def v2_figures(report) -> dict:
 
 
 def run_evaluate(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict, as_json: bool, plot: Path | None,
-                 readers: list[str] = ("trained",), passages: int = 5) -> None:
+                 readers: list[str] = ("trained",), passages: int | None = None) -> None:
     from qa.api import open_reader
 
     baselines = {name: Retriever(index, encoder, w) for name, w in BASELINES.items()}
@@ -152,6 +153,7 @@ def run_evaluate(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict,
     for kind in readers:
         span_reader, calibration = open_reader(kind)
         answerer = Answerer(index, encoder, corpus, reader=span_reader, calibration=calibration, passages=passages)
+        info.setdefault("passages", {})[kind] = answerer.passages
         say(f"evaluating {len(golds):,} questions with the {kind} reader")
         report = reports[kind] = ev.evaluate(answerer, golds, recall_at=RECALL_AT, progress=Ticker(), baselines=baselines)
         seconds = dict(report.seconds)
@@ -170,7 +172,7 @@ def run_evaluate(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict,
         print(json.dumps({**info, "table": rows, "report": report.to_json()}, indent=1))
         return
     print_header(info)
-    print(f"reader reads the top {passages} passages")
+    print("passages read: " + ", ".join(f"{kind} reader {n}" for kind, n in info["passages"].items()))
     for kind, v2 in info.get("v2", {}).items():
         print(f"SQuAD 2.0 figures, {kind} reader: overall F1 {v2['overall_f1']:.3f} (abstentions scored), HasAns F1 "
               f"{v2['has_ans_f1']:.3f} ({v2['has_ans']:,}), NoAns accuracy {v2['no_ans_acc']:.3f} ({v2['no_ans']:,})")
@@ -323,16 +325,25 @@ def main() -> None:
     parser.add_argument("--v2", action="store_true", help="SQuAD v2.0 dev, open over its own paragraphs")
     parser.add_argument("--reader", choices=["trained", "rules", "both"], default="trained")
     parser.add_argument("--every", type=int, default=1, help="evaluate every Nth question")
-    parser.add_argument("--passages", default="5", help="passages the reader reads per question; a list (1,3,5) "
-                        "prints the trade-off of tokens read against F1 and time")
+    parser.add_argument("--passages", help="passages the reader reads per question (default: what its calibration was "
+                        "fitted with); a list (1,3,5) prints the trade-off of tokens read against F1 and time")
+    parser.add_argument("--train-heldout", action="store_true", help="open over the SQuAD v1.1 train articles the reader "
+                        "was not trained on (training/fit_confidence.py's), to choose settings without touching dev")
     args = parser.parse_args()
     if args.seeds and (args.tune or args.articles):
         parser.error("--tune and --articles apply to SQuAD, not --seeds")
+    if args.train_heldout and (args.seeds or args.v2 or args.tune or args.articles):
+        parser.error("--train-heldout goes with --every, --limit, --reader and --passages only")
 
     info = {"machine": machine(), "seconds": {}}
     if args.seeds:
         corpus, root = ROOT / "seeds", OUT / "seeds"
         golds = ev.load_gold(SEEDS_GOLD)
+    elif args.train_heldout:
+        sys.path.insert(0, str(ROOT / "training"))
+        from fit_confidence import heldout_corpus
+
+        corpus, root, golds = heldout_corpus()
     else:
         name = "squad-v2" if args.v2 else "squad-v1"
         corpus, root = OUT / name / "corpus", OUT / name / "index"
@@ -351,7 +362,7 @@ def main() -> None:
         run_tune(index, encoder, golds, info, args.json)
     else:
         readers = ["rules", "trained"] if args.reader == "both" else [args.reader]
-        passages = [int(x) for x in args.passages.split(",")]
+        passages = [int(x) for x in args.passages.split(",")] if args.passages else [None]
         if len(passages) > 1:
             run_tradeoff(index, encoder, corpus, golds, info, passages)
         else:

@@ -243,17 +243,31 @@ class Answerer:
         found = self.reader.read_batch(text, texts, top=5)
         z_top = hits[0].score if hits else 0.0
         q_terms = set(lexical.tokenize(text))
+        share = (lambda words: len(q_terms & words) / len(q_terms)) if q_terms else (lambda words: 0.0)
         margins = [sp.score - sp.null for spans in found for sp in spans[:1]]
         best_margin = max(margins, default=0.0)
+        bm25_best = max((float(signals.bm25_sentence[s]) for p in passages for s in range(p.first_sentence, p.last_sentence)),
+                        default=0.0)
+        terms: dict[int, set] = {}  # sentence -> its content words
+
+        def words_of(s: int) -> set:
+            if s not in terms:
+                sent = index.sentence(s)
+                terms[s] = set(lexical.tokenize(index.documents[sent.doc].text[sent.start : sent.end]))
+            return terms[s]
+
         out = []
         for hit, p, body, spans in zip(hits, passages, texts, found):
-            coverage = len(q_terms & set(lexical.tokenize(body))) / len(q_terms) if q_terms else 0.0
+            coverage = share(set(lexical.tokenize(body)))
             for rank, sp in enumerate(spans):  # rank: 0 for the passage's best span
                 start, end = p.start + sp.start, p.start + sp.end
                 s = self._sentence_at(p, start)
                 sent = index.sentence(s)
                 if sent.heading or end > sent.end:
                     continue  # answers come from the article body, inside one sentence
+                own = words_of(s)
+                before = words_of(s - 1) if s > p.first_sentence else set()
+                answer = set(lexical.tokenize(body[sp.start : sp.end]))
                 features = {
                     "margin": sp.score - sp.null,  # span against "no answer here", logits
                     "best_margin": best_margin,  # the best passage's margin: is anything answered at all?
@@ -265,18 +279,26 @@ class Answerer:
                     "dense": float(signals.dense[hit.passage]),  # cosine of question and passage
                     "dense_sentence": float(signals.dense_sentence[s]),
                     "coverage": coverage,  # share of the question's content words in the passage
+                    "sentence_coverage": share(own),  # ... in the answer's sentence
+                    "context_coverage": share(own | before),  # ... in it and the sentence before (he, it, this)
+                    "bm25_sentence": float(signals.bm25_sentence[s]) / bm25_best if bm25_best > 0 else 0.0,
+                    # Answers rarely repeat the question: "Who is Russia's foreign minister?" -> not "Russia".
+                    "echo": len(answer & q_terms) / len(answer) if answer else 0.0,
                 }
-                score = self.confidence_of(features)
-                out.append(Candidate(s, hit.passage, start, end, features, score, score))
+                logit, score = self.confidence_of(features)
+                out.append(Candidate(s, hit.passage, start, end, features, logit, score))
         out.sort(key=lambda c: -c.score)
         return out
 
-    def confidence_of(self, features: dict) -> float:
+    def confidence_of(self, features: dict) -> tuple[float, float]:
+        """(logit, confidence): candidates are ranked by the fitted logit, and the confidence scales
+        it as fitted on top answers (a monotone map, so the ranking is the logit's)."""
         cal = self.calibration
         if cal is None:
-            return features["prob"]
+            return features["prob"], features["prob"]
         z = cal["bias"] + sum(w * features[name] for name, w in cal["weights"].items())
-        return sigmoid(z)
+        top = cal.get("top", {"bias": 0.0, "logit": 1.0})
+        return z, sigmoid(top["bias"] + top["logit"] * z)
 
     def _sentence_at(self, p, offset: int) -> int:
         """The sentence of passage p that holds the character offset."""

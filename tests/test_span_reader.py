@@ -121,6 +121,11 @@ def test_garbled_reader_json_and_calibration_are_refused(weights_copy):
     (weights_copy / "calibration.json").write_text(json.dumps({"weights": {"margin": "x"}, "bias": 0, "threshold": 0.5}))
     with pytest.raises(ModelProblem, match="calibration.json is damaged"):
         reader_model.load_calibration(info, weights_copy)
+    good = json.loads((reader_model.WEIGHTS / "calibration.json").read_text())
+    for broken in ({"top": {"bias": 0.1, "logit": -1.0}}, {"passages": 0}, {"top": {"bias": 0.1}}):
+        (weights_copy / "calibration.json").write_text(json.dumps({**good, **broken}))
+        with pytest.raises(ModelProblem, match="calibration.json is damaged"):
+            reader_model.load_calibration(info, weights_copy)
     shutil.copyfile(reader_model.WEIGHTS / "calibration.json", weights_copy / "calibration.json")
     other = {**info, "files": {**info["files"], "reader.onnx": {**info["files"]["reader.onnx"], "sha256": "0" * 64}}}
     with pytest.raises(ModelProblem, match="fitted for another model"):

@@ -200,12 +200,16 @@ def whole_words(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def load_calibration(info: dict, folder: Path = WEIGHTS) -> dict:
-    """The confidence fitted for this model by benchmarks/calibrate.py: weights, bias, threshold."""
-    fix = "run `python benchmarks/calibrate.py` to fit it, or restore it with `git checkout -- qa/reader/weights`"
+    """The confidence fitted for this model by training/fit_confidence.py: the candidate weights and
+    bias, the top answer's scaling ("top": bias, logit), the threshold and how many passages to read."""
+    fix = "run `python training/fit_confidence.py` to fit it, or restore it with `git checkout -- qa/reader/weights`"
     try:
         cal = json.loads((folder / "calibration.json").read_text(encoding="utf-8"))
         weights, bias, threshold = cal["weights"], float(cal["bias"]), float(cal["threshold"])
-        if not all(isinstance(w, (int, float)) for w in weights.values()):
+        top = cal.get("top", {"bias": 0.0, "logit": 1.0})
+        top = {"bias": float(top["bias"]), "logit": float(top["logit"])}
+        passages = int(cal.get("passages", 5))
+        if not all(isinstance(w, (int, float)) for w in weights.values()) or passages < 1 or top["logit"] <= 0:
             raise TypeError
     except FileNotFoundError:
         raise ModelProblem(f"the reader's confidence is not fitted ({folder}/calibration.json is missing); {fix}") from None
@@ -213,4 +217,4 @@ def load_calibration(info: dict, folder: Path = WEIGHTS) -> dict:
         raise ModelProblem(f"the reader's calibration.json is damaged; {fix}") from None
     if cal.get("reader_sha256") != info["files"]["reader.onnx"]["sha256"]:
         raise ModelProblem(f"the reader's calibration.json was fitted for another model; {fix}")
-    return {"weights": weights, "bias": bias, "threshold": threshold}
+    return {"weights": weights, "bias": bias, "threshold": threshold, "top": top, "passages": passages}
