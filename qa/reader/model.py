@@ -87,6 +87,8 @@ class SpanReader:
             self.sep = self.tokenizer.token_to_id("[SEP]")
         except ModelProblem as problem:
             self._problem = problem
+        except ImportError as exc:  # in a thread it would otherwise print a traceback and leave no session
+            self._problem = ModelProblem(f"the reader cannot run: {exc}; reinstall qa (`bin/qa` installs what it needs)")
 
     def join(self) -> None:
         """Wait for a background load to end, whatever its outcome."""
