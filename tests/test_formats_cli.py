@@ -139,3 +139,12 @@ def test_a_corpus_left_with_only_bad_files_keeps_the_previous_index(tmp_path):
         "run it through OCR first, e.g. `ocrmypdf`)"]
     assert (folder / "vectors" / "CURRENT").read_text() == before
     assert store.load(folder / "vectors").n_passages > 0
+
+
+def test_the_markdown_report_names_the_page(mixed):
+    folder, _ = mixed
+    (folder / "q.txt").write_text("What did it cost to rebuild the Kestrel Hill treatment works?\n", encoding="utf-8")
+    done = run_qa("batch", "q.txt", "-o", "out.md", "-c", "docs", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert "`docs/report.pdf:" in (folder / "out.md").read_text(encoding="utf-8")
+    assert " · page 2 · Northfield Water Board Annual Report 2025" in (folder / "out.md").read_text(encoding="utf-8")
