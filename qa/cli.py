@@ -402,7 +402,7 @@ def show(
     from .render import console, passage
 
     ref = parse_citation(citation)
-    text = _read_cited(ref.path)
+    text = _read_cited(ref.path, exact=whole_text)
     if whole_text:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -413,7 +413,9 @@ def show(
     passage(out, header, text, start, end, None if ref.whole_file else context)
 
 
-def _read_cited(path: str) -> str:
+def _read_cited(path: str, exact: bool = False) -> str:
+    """The text a citation of path indexes. exact keeps "\r\n" as indexed (qa reads files
+    undecorated); the marked display reads them as lines."""
     from . import documents
     from .errors import BadInput
 
@@ -425,7 +427,7 @@ def _read_cited(path: str) -> str:
             if text is None:
                 raise BadInput(f"cannot show {path}: it {why}")
             return text
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes().decode("utf-8") if exact else Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(f"no such file: {path}") from None
     except IsADirectoryError:

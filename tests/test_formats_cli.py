@@ -2,6 +2,8 @@
 skips said in one line each, pages in the record, `qa show --text`, staleness and safety."""
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -148,3 +150,13 @@ def test_the_markdown_report_names_the_page(mixed):
     assert done.returncode == 0, done.stderr
     assert "`docs/report.pdf:" in (folder / "out.md").read_text(encoding="utf-8")
     assert " · page 2 · Northfield Water Board Annual Report 2025" in (folder / "out.md").read_text(encoding="utf-8")
+
+
+def test_show_text_keeps_a_text_files_line_endings_as_indexed(tmp_path):
+    (tmp_path / "docs").mkdir()
+    raw = "Windows notes\r\n\r\nThe ferry leaves at nine o'clock from the north pier.\r\n"
+    (tmp_path / "docs" / "crlf.txt").write_bytes(raw.encode("utf-8"))
+    done = subprocess.run([sys.executable, "-m", "qa", "show", "--text", "docs/crlf.txt"], cwd=tmp_path,
+                          capture_output=True)  # bytes: text mode would turn \r\n into \n
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == raw.encode("utf-8") == corpus.document_text(tmp_path / "docs" / "crlf.txt")[0].encode("utf-8")
