@@ -201,3 +201,14 @@ def test_document_text_is_what_the_index_reads(loaded):
         assert why is None and text == loaded[name].text
     text, why = corpus.document_text(HOSTILE / "encrypted.pdf")
     assert text is None and why.startswith("is encrypted")
+
+
+def test_the_question_path_imports_no_extraction_library():
+    import subprocess
+    import sys
+
+    probe = ("import sys, qa.api, qa.cli, qa.answerer, qa.store, qa.corpus; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'trafilatura', 'htmldate', 'pypdfium2', 'docx'}))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
