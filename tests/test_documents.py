@@ -212,3 +212,22 @@ def test_the_question_path_imports_no_extraction_library():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_worker_ends_itself_past_the_time_limit_when_no_one_is_waiting():
+    """Should the indexer die mid-file, the child still stops: its alarm fires 5 s past the limit."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    limits = {**vars(documents.Limits()), "seconds": 1, "pages": 2_000_000}
+    child = subprocess.Popen([sys.executable, "-m", "qa.documents.worker", json.dumps(limits)],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    child.stdin.write((json.dumps({"path": str(HOSTILE / "million-pages.pdf"), "kind": "pdf"}) + "\n").encode())
+    child.stdin.flush()  # and never read the reply, nor close stdin: as if the parent were gone
+    try:
+        assert child.wait(timeout=60) == -signal.SIGALRM
+    finally:
+        child.kill()
+        child.wait()

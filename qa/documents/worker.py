@@ -2,12 +2,15 @@
 
 Reads one request a line on stdin ({"path", "kind"}), answers one line on stdout: {"ok": the
 extracted document} or {"skip": why}. Its address space is capped first, so a file that
-would explode in memory raises MemoryError here (or kills this process), never the indexer.
+would explode in memory raises MemoryError here (or kills this process), never the indexer;
+an alarm a little past the time limit ends it even when the indexer is no longer there to.
 """
 from __future__ import annotations
 
 import json
+import math
 import resource
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +25,9 @@ def main() -> None:
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         request = json.loads(line)
+        # The parent kills this process at the time limit; the alarm (whose default action ends the
+        # process, even inside a library's C code) does it too should the parent itself be gone.
+        signal.alarm(math.ceil(limits.seconds) + 5)
         try:
             extracted = extract_here(Path(request["path"]), request["kind"], limits)
             reply = {"ok": extracted.to_json()}
@@ -35,6 +41,8 @@ def main() -> None:
             reply = {"skip": f"cannot be read ({exc.strerror or exc})"}
         except Exception as exc:  # noqa: BLE001 - a library's own error on a bad file is a verdict on the file
             reply = {"skip": f"could not be extracted ({type(exc).__name__}: {str(exc)[:120]})".replace("\n", " ")}
+        finally:
+            signal.alarm(0)
         try:
             data = json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n"
         except MemoryError:
