@@ -231,3 +231,18 @@ def test_the_worker_ends_itself_past_the_time_limit_when_no_one_is_waiting():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_text_box_is_left_out_of_the_paragraph_that_anchors_it(tmp_path):
+    import docx
+    from lxml import etree
+
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    snippet = (f'<w:p xmlns:w="{w}" xmlns:v="urn:schemas-microsoft-com:vml"><w:r><w:t>The launch needs a driver.</w:t></w:r>'
+               '<w:r><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r><w:t>Boxed aside about parking.</w:t></w:r></w:p>'
+               '</w:txbxContent></v:textbox></v:shape></w:pict></w:r></w:p>')
+    document = docx.Document(str(FIXTURES / "newsletter.docx"))
+    document.element.body[-1].addprevious(etree.fromstring(snippet))
+    document.save(str(tmp_path / "boxed.docx"))
+    text = documents.extract_here(tmp_path / "boxed.docx", "docx", documents.Limits()).text
+    assert "\nThe launch needs a driver.\n" in text and "parking" not in text

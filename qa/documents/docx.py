@@ -34,6 +34,9 @@ def _paragraph_text(p) -> str:
     its per-paragraph object overhead: 0.3 ms a paragraph here)."""
     parts = []
     for el in p.iter(f"{_W}t", f"{_W}tab", f"{_W}br", f"{_W}cr"):
+        # A text box anchored in the paragraph is left out (Word writes it twice: drawing and fallback).
+        if next(el.iterancestors(f"{_W}txbxContent"), None) is not None:
+            continue
         parts.append(el.text or "" if el.tag == f"{_W}t" else " ")
     return "".join(parts)
 
