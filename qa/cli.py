@@ -200,7 +200,10 @@ def index(
 ) -> None:
     """Index the articles: split them into passages, embed them, and write the index.
 
-    Only new or changed files are embedded again; deleted files leave the index.
+    Only new or changed files are embedded again; deleted files leave the index. Reads .txt,
+    .md, web pages (.html, .htm), PDFs and Word files (.docx); a file that cannot be read, or
+    that runs past the extraction limits (QA_EXTRACT_TIMEOUT, QA_EXTRACT_MEMORY_MB), is skipped
+    with one line.
 
     \b
     Examples:
