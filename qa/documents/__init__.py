@@ -127,8 +127,8 @@ class Unreadable(Exception):
     """An extractor's verdict on a file it cannot use: the message is why, for people."""
 
 
-def extract_here(path: Path, kind: str, limits: Limits) -> Extracted:
-    """Extract in this process, unbounded: what the worker runs; tests and benchmarks may call it."""
+def module_for(kind: str):
+    """The extractor module of a format, imported on first use (the library's import with it)."""
     if kind == "html":
         from . import html as module
     elif kind == "pdf":
@@ -137,7 +137,12 @@ def extract_here(path: Path, kind: str, limits: Limits) -> Extracted:
         from . import docx as module
     else:
         raise ValueError(f"no extractor for {kind!r}")
-    return module.extract(path, limits)
+    return module
+
+
+def extract_here(path: Path, kind: str, limits: Limits) -> Extracted:
+    """Extract in this process, unbounded: what the worker runs; tests and benchmarks may call it."""
+    return module_for(kind).extract(path, limits)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,12 +153,18 @@ class Extractor:
     """Extracts files in a child process with a memory limit and a time limit per file.
 
     extract() returns (Extracted, None) or (None, why the file is skipped). A file that
-    takes too long, or kills the child, costs that child; the next file gets a new one.
+    takes too long, or kills the child, costs that child; the next file gets a new one. The
+    clock starts once the child has its format's library loaded (it says so with a line "+"):
+    starting Python and importing trafilatura took up to 4 s here on a busy machine, which is
+    no file's fault.
     """
+
+    STARTUP_SECONDS = 120.0  # for the child to start and import a library, before the file's clock
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits.from_env()
         self._proc: subprocess.Popen | None = None
+        self._buffer = b""
 
     def __enter__(self) -> "Extractor":
         return self
@@ -189,7 +200,13 @@ class Extractor:
             proc.stdin.flush()
         except OSError:
             return None, self._died()
-        reply = self._read_reply(proc, time.monotonic() + self.limits.seconds)
+        ready = self._read_line(proc, time.monotonic() + max(self.STARTUP_SECONDS, self.limits.seconds))
+        if ready != b"+":
+            if ready is None and proc.poll() is None:
+                self._kill()
+                return None, f"was not read: the extractor did not start within {self.STARTUP_SECONDS:g} s"
+            return None, self._died()
+        reply = self._read_line(proc, time.monotonic() + self.limits.seconds)
         if reply is None:
             if proc.poll() is None:  # still running: out of time
                 self._kill()
@@ -200,10 +217,10 @@ class Extractor:
             return None, message["skip"]
         return Extracted.from_json(message["ok"]), None
 
-    def _read_reply(self, proc: subprocess.Popen, deadline: float) -> bytes | None:
+    def _read_line(self, proc: subprocess.Popen, deadline: float) -> bytes | None:
+        """The child's next line, without its newline; None when time runs out or the child is gone."""
         fd = proc.stdout.fileno()
-        chunks: list[bytes] = []
-        while True:
+        while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -212,13 +229,14 @@ class Extractor:
                 continue
             chunk = os.read(fd, 1 << 20)
             if not chunk:
-                return None  # the child is gone
-            chunks.append(chunk)
-            if chunk.endswith(b"\n"):
-                return b"".join(chunks)
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
+        self._buffer = b""
         if proc is not None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -1,7 +1,7 @@
 """The extracting child process: `python -m qa.documents.worker LIMITS_JSON`.
 
-Reads one request a line on stdin ({"path", "kind"}), answers one line on stdout: {"ok": the
-extracted document} or {"skip": why}. Its address space is capped first, so a file that
+Reads one request a line on stdin ({"path", "kind"}), and answers with two lines on stdout: "+"
+once the format's library is loaded, then {"ok": the extracted document} or {"skip": why}. Its address space is capped first, so a file that
 would explode in memory raises MemoryError here (or kills this process), never the indexer;
 an alarm a little past the time limit ends it even when the indexer is no longer there to.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from . import Limits, Unreadable, extract_here
+    from . import Limits, Unreadable, module_for
 
     limits = Limits(**json.loads(sys.argv[1]))
     cap = limits.memory_mb << 20
@@ -25,11 +25,19 @@ def main() -> None:
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         request = json.loads(line)
+        try:
+            module, missing = module_for(request["kind"]), None  # the library's import is not the file's time
+        except ImportError as exc:
+            module, missing = None, exc.name
+        out.write(b"+\n")
+        out.flush()
         # The parent kills this process at the time limit; the alarm (whose default action ends the
         # process, even inside a library's C code) does it too should the parent itself be gone.
         signal.alarm(math.ceil(limits.seconds) + 5)
         try:
-            extracted = extract_here(Path(request["path"]), request["kind"], limits)
+            if module is None:
+                raise Unreadable(f"needs {missing}, which is not installed (install qa again: pip install -e .)")
+            extracted = module.extract(Path(request["path"]), limits)
             reply = {"ok": extracted.to_json()}
         except Unreadable as exc:
             reply = {"skip": str(exc)}
