@@ -365,5 +365,5 @@ class Answerer:
         return Citation(
             path=self.path_of(sent.doc), start=c.start, end=c.end,
             sentence_start=sent.start, sentence_end=sent.end, line=doc.text.count("\n", 0, c.start) + 1,
-            title=doc.title, date=doc.date,
+            title=doc.title, date=doc.date, page=doc.page_at(c.start),
         )

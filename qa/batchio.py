@@ -407,7 +407,8 @@ class MarkdownWriter(Writer):
         else:
             top = result.answers[0]
             cite = [f"`{_cite(top.source)}`"]
-            cite += [_md(text) for text in (top.source.title, top.source.date) if text]
+            page = f"page {top.source.page}" if top.source.page is not None else None
+            cite += [_md(text) for text in (page, top.source.title, top.source.date) if text]
             parts += [f"**{_md(top.answer)}**", f"> {_md(top.sentence)}", "— " + " · ".join(cite)]
         return "\n\n".join(parts) + "\n\n"
 

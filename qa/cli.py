@@ -38,7 +38,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-CorpusOpt = Annotated[Path, typer.Option("--corpus", "-c", envvar="QA_CORPUS", help="Folder of .txt/.md articles.")]
+CorpusOpt = Annotated[Path, typer.Option("--corpus", "-c", envvar="QA_CORPUS", help="Folder of articles: .txt, .md, .html, .pdf, .docx.")]
 IndexOpt = Annotated[Path, typer.Option("--index", "-i", envvar="QA_INDEX", help="Folder holding the index.")]
 ModelOpt = Annotated[str, typer.Option("--model", envvar="QA_MODEL", help="Embedding model (qa packages all-MiniLM-L6-v2).")]
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="How many distinct answers to show.")]
@@ -200,7 +200,10 @@ def index(
 ) -> None:
     """Index the articles: split them into passages, embed them, and write the index.
 
-    Only new or changed files are embedded again; deleted files leave the index.
+    Only new or changed files are embedded again; deleted files leave the index. Reads .txt,
+    .md, web pages (.html, .htm), PDFs and Word files (.docx); a file that cannot be read, or
+    that runs past the extraction limits (QA_EXTRACT_TIMEOUT, QA_EXTRACT_MEMORY_MB), is skipped
+    with one line.
 
     \b
     Examples:
@@ -381,35 +384,53 @@ def status(
 def show(
     citation: Annotated[str, typer.Argument(help="A citation as qa prints it: PATH:LINE:START-END, or PATH:LINE, PATH:START-END, PATH.")],
     context: Annotated[int, typer.Option("--context", "-C", min=0, max=50, help="Lines shown around the span.")] = 2,
+    whole_text: Annotated[bool, typer.Option("--text", help="Print the file's whole text as qa reads it (for HTML, PDF and Word: as extracted), unmarked: the text citations' offsets index.")] = False,
 ) -> None:
     """Print the lines a citation points to, with line numbers and the cited span marked.
 
     Paste any citation qa prints, as printed. The span is shown in reverse video on a
-    terminal and between [[ and ]] in a pipe or with NO_COLOR.
+    terminal and between [[ and ]] in a pipe or with NO_COLOR. Web pages, PDFs and Word
+    files are shown as qa extracted them; --text prints that text whole, exactly, so that
+    text[start:end] is the cited answer.
 
     \b
     Examples:
       qa show seeds/000_6e27ee18d903cc94.txt:2:408-426
       qa show seeds/000_6e27ee18d903cc94.txt:2
       qa show seeds/000_6e27ee18d903cc94.txt
+      qa show --text reports/annual.pdf > annual.txt
     """
     from rich.text import Text
 
     from .render import console, passage
 
     ref = parse_citation(citation)
-    text = _read_cited(ref.path)
+    text = _read_cited(ref.path, exact=whole_text)
+    if whole_text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     start, end = ref.span(text)
     out = console()
     header = Text(ref.label(text, start, end), style="cyan")
     passage(out, header, text, start, end, None if ref.whole_file else context)
 
 
-def _read_cited(path: str) -> str:
+def _read_cited(path: str, exact: bool = False) -> str:
+    """The text a citation of path indexes. exact keeps "\r\n" as indexed (qa reads files
+    undecorated); the marked display reads them as lines."""
+    from . import documents
     from .errors import BadInput
 
     try:
-        return Path(path).read_text(encoding="utf-8")
+        if documents.kind_of(path) is not None and Path(path).is_file():
+            from .corpus import document_text
+
+            text, why = document_text(Path(path))
+            if text is None:
+                raise BadInput(f"cannot show {path}: it {why}")
+            return text
+        return Path(path).read_bytes().decode("utf-8") if exact else Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(f"no such file: {path}") from None
     except IsADirectoryError:

@@ -1,19 +1,23 @@
 """Finding corpus files, reading them safely, and telling article content from scrape junk.
 
 Offsets never move: cleaning only marks which lines are content, it never rewrites text.
+Web pages, PDFs and Word files are read through qa.documents, in a bounded child process;
+their extracted text is then cleaned like any article.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
+from . import documents as formats
 from .errors import CorpusError
 from .types import Document
 
-EXTENSIONS = (".txt", ".md")
+EXTENSIONS = formats.EXTENSIONS
 MAX_FILE_BYTES = int(os.environ.get("QA_MAX_FILE_MB", "32")) * 1024 * 1024
 
 # Lines that are site furniture, not article text.
@@ -46,7 +50,7 @@ class Skipped:
 
 
 def discover(root: Path) -> list[Path]:
-    """All .txt and .md files below root, sorted, without following directory symlinks."""
+    """All files of the formats qa reads below root, sorted, without following directory symlinks."""
     if not root.exists():
         raise CorpusError(f"no such corpus folder: {root}")
     if root.is_file():
@@ -99,21 +103,84 @@ def read_text(path: Path) -> tuple[str | None, str | None]:
     return text, None
 
 
-def load(root: Path) -> tuple[list[Document], list[Skipped]]:
-    """Read and clean every corpus file below root."""
+def _too_large(path: Path) -> str | None:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return f"larger than {MAX_FILE_BYTES >> 20} MB (set QA_MAX_FILE_MB to raise the limit)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None
+
+
+def extract(name: str, path: Path, kind: str, extractor: formats.Extractor) -> Document | Skipped:
+    """A web page, PDF or Word file as a Document of its extracted text, or why it is skipped."""
+    why = _too_large(path)
+    if why is None:
+        try:
+            digest = file_digest(path)
+        except OSError as exc:
+            why = f"cannot be read ({exc.strerror or exc})"
+    if why is not None:
+        return Skipped(name, why)
+    extracted, why = extractor.extract(path, kind)
+    if extracted is None:
+        return Skipped(name, why)
+    document = clean(name, extracted.text, digest)
+    if not document.blocks:
+        return Skipped(name, "has no article text")
+    # What the file says of itself beats what the text's first lines suggest.
+    return replace(document, title=extracted.title or document.title, date=extracted.date or document.date,
+                   author=extracted.author, pages=extracted.pages)
+
+
+def document_text(path: Path) -> tuple[str | None, str | None]:
+    """(text, None) of path as qa indexes it, any format, or (None, why not): offsets index this text."""
+    kind = formats.kind_of(path)
+    if kind is None:
+        return read_text(path)
+    why = _too_large(path)
+    if why is not None:
+        return None, why
+    with formats.Extractor() as extractor:
+        extracted, why = extractor.extract(path, kind)
+    return (extracted.text, None) if extracted is not None else (None, why)
+
+
+Reuse = Callable[[str, Path], "Document | Skipped | None"]
+
+
+def load(root: Path, reuse: Reuse | None = None) -> tuple[list[Document], list[Skipped]]:
+    """Read and clean every corpus file below root.
+
+    reuse(name, path) may hand back what an earlier index made of an unchanged web page, PDF or
+    Word file (its Document, or its Skipped), so only new and changed ones are extracted again.
+    """
     documents, skipped = [], []
-    for path in discover(root):
-        name = relative_name(path, root)
-        text, why = read_text(path)
-        if text is None:
-            skipped.append(Skipped(name, why))
-            continue
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        document = clean(name, text, digest)
-        if not document.blocks:
-            skipped.append(Skipped(name, "has no article text"))
-            continue
-        documents.append(document)
+    extractor = None
+    try:
+        for path in discover(root):
+            name = relative_name(path, root)
+            kind = formats.kind_of(path)
+            if kind is not None:
+                got = reuse(name, path) if reuse is not None else None
+                if got is None:
+                    extractor = extractor or formats.Extractor()
+                    got = extract(name, path, kind, extractor)
+                (skipped if isinstance(got, Skipped) else documents).append(got)
+                continue
+            text, why = read_text(path)
+            if text is None:
+                skipped.append(Skipped(name, why))
+                continue
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            document = clean(name, text, digest)
+            if not document.blocks:
+                skipped.append(Skipped(name, "has no article text"))
+                continue
+            documents.append(document)
+    finally:
+        if extractor is not None:
+            extractor.close()
     return documents, skipped
 
 

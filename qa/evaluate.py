@@ -252,13 +252,21 @@ def score(golds: Sequence[Gold], records: Sequence[dict | None], text_of: TextOf
 
 
 def file_reader() -> TextOf:
-    """Cited files' text, read relative to the current directory as score.py does (None: unreadable)."""
+    """Cited files' text, read relative to the current directory as score.py does (None: unreadable);
+    web pages, PDFs and Word files as qa extracts them, since their offsets index that text."""
+    from . import documents
+
     cache: dict[str, str | None] = {}
 
     def text_of(path: str) -> str | None:
         if path not in cache:
             try:
-                cache[path] = Path(path).read_text(encoding="utf-8") if path else None
+                if path and documents.kind_of(path) is not None:
+                    from .corpus import document_text
+
+                    cache[path] = document_text(Path(path))[0]
+                else:
+                    cache[path] = Path(path).read_text(encoding="utf-8") if path else None
             except (OSError, UnicodeDecodeError):
                 cache[path] = None
         return cache[path]

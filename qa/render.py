@@ -98,7 +98,7 @@ def quoted(excerpt: Text) -> tuple[str, Text]:
 def cite(c: Citation, with_meta: bool = True) -> Text:
     text = Text(c.ref, style="cyan")
     if with_meta:
-        meta = " · ".join(x for x in (c.date, c.title) if x)
+        meta = " · ".join(x for x in (f"page {c.page}" if c.page is not None else None, c.date, c.title) if x)
         if meta:
             text.append(f"  {meta}", style="dim")
     return text

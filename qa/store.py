@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from . import corpus as corpus_mod
+from . import documents as formats
 from .chunker import ChunkSettings, chunk
 from .errors import CorpusError, IndexBusy, IndexDamaged, IndexForeign, IndexMissing, IndexProblem
 from .lexical import BM25, tokenize
@@ -220,6 +221,7 @@ def load(root: Path, verify: bool = True) -> Index:
                 documents.append(Document(
                     path=d["path"], text=d["text"], sha256=d["sha256"], title=d.get("title"), date=d.get("date"),
                     place=d.get("place"), blocks=tuple(map(tuple, d["blocks"])), headings=tuple(map(tuple, d["headings"])),
+                    author=d.get("author"), pages=tuple(d.get("pages") or ()),
                 ))
         part = "spans.npz"
         with np.load(gen / part, allow_pickle=False) as data:
@@ -328,11 +330,14 @@ def build(
 ) -> Report:
     """Bring the index at root up to date with the corpus, re-embedding only what changed."""
     with locked(root):
-        documents, skipped = corpus_mod.load(corpus_root)
+        old = None if rebuild else _reusable(root, embedder.name, settings)
+        extraction = formats.settings()
+        reuse = _extracted_before(old, corpus_root, extraction) if old is not None else None
+        documents, skipped = corpus_mod.load(corpus_root, reuse)
         if not documents:
             why = "; ".join(f"{s.path} {s.reason}" for s in skipped[:3])
-            raise CorpusError(f"no article text in {corpus_root}" + (f" ({why})" if why else " (no .txt or .md files)"))
-        old = None if rebuild else _reusable(root, embedder.name, settings)
+            raise CorpusError(f"no article text in {corpus_root}" + (f" ({why})" if why else " (no files qa reads: "
+                              + ", ".join(corpus_mod.EXTENSIONS) + ")"))
         sentences, passages = chunk(documents, settings)
         report = Report(skipped=skipped, passages=len(passages), sentences=len(sentences))
 
@@ -366,7 +371,9 @@ def build(
         for i, d in enumerate(documents):
             j = old_docs.get(d.sha256) if old is not None else None
             (p0, p1), (s0, s1) = by_doc_p[i], by_doc_s[i]
-            if j is not None and old_p[j][1] - old_p[j][0] == p1 - p0 and old_s[j][1] - old_s[j][0] == s1 - s0:
+            # Same source and same text: a web page, PDF or Word file extracted anew can differ.
+            if (j is not None and old.documents[j].text == d.text
+                    and old_p[j][1] - old_p[j][0] == p1 - p0 and old_s[j][1] - old_s[j][0] == s1 - s0):
                 p_vec[p0:p1] = old.passage_vectors[old_p[j][0] : old_p[j][1]]
                 s_vec[s0:s1] = old.sentence_vectors[old_s[j][0] : old_s[j][1]]
             else:
@@ -374,7 +381,7 @@ def build(
                 todo_s += range(s0, s1)
         if old is not None and not (todo_p or todo_s or report.removed or report.added or report.updated):
             report.unchanged = True
-            if not _stats_differ(old.manifest, corpus_root, documents):
+            if not _stats_differ(old.manifest, corpus_root, documents) and old.manifest.get("extraction") == extraction:
                 report.generation = old.manifest["generation"]
                 _remove_old_generations(root, report.generation)  # what a crash after the swap left
                 return report
@@ -401,9 +408,38 @@ def build(
         report.embedded_passages, report.embedded_sentences = len(todo_p), len(todo_s)
         previous = old.manifest["generation"] if old is not None else _latest_generation(root)
         report.generation = _write_generation(
-            root, previous, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec, s_vec, faiss_kind
+            root, previous, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec, s_vec,
+            faiss_kind, extraction,
         )
         return report
+
+
+def _extracted_before(old: Index, corpus_root: Path, extraction: dict) -> corpus_mod.Reuse | None:
+    """What the live index made of each web page, PDF and Word file that has not changed since:
+    same size and mtime, or else same sha256, and the same extraction settings. None reuses nothing."""
+    manifest = old.manifest
+    if manifest.get("extraction") != extraction:
+        return None
+    by_path = {d.path: d for d in old.documents}
+    skipped = {s["path"]: s for s in manifest.get("skipped", [])}
+
+    def reuse(name: str, path: Path):
+        entry = manifest["files"].get(name) or skipped.get(name)
+        if entry is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
+            digest = _digest_or_none(path, st.st_size)
+            if digest is None or digest != entry.get("sha256"):
+                return None
+        if name in by_path:
+            return by_path[name]
+        return corpus_mod.Skipped(name, entry["reason"]) if name in skipped else None
+
+    return reuse
 
 
 def _stats_differ(manifest: dict, corpus_root: Path, documents: list[Document]) -> bool:
@@ -494,7 +530,8 @@ def _faiss_index(vectors: np.ndarray, kind: str):
     return index
 
 
-def _write_generation(root, previous, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec, s_vec, faiss_kind):
+def _write_generation(root, previous, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec, s_vec,
+                      faiss_kind, extraction):
     import faiss
 
     number = int(previous.split("-")[1]) + 1
@@ -505,10 +542,15 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
 
     with open(tmp / "docs.jsonl", "w", encoding="utf-8") as handle:
         for d in documents:
-            handle.write(json.dumps({
+            record = {
                 "path": d.path, "sha256": d.sha256, "title": d.title, "date": d.date, "place": d.place,
                 "blocks": d.blocks, "headings": d.headings, "text": d.text,
-            }, ensure_ascii=False) + "\n")
+            }
+            if d.author:
+                record["author"] = d.author
+            if d.pages:
+                record["pages"] = d.pages
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     spans = {
         "sent_doc": np.array([s.doc for s in sentences], dtype=np.int32),
         "sent_start": np.array([s.start for s in sentences], dtype=np.int64),
@@ -530,7 +572,8 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
     BM25.build([tokenize(t) for t in sentence_texts]).save(tmp / "bm25-sentences")
 
     stamps = _stamps(corpus_root)
-    # A document's sha256 is of its strictly decoded UTF-8 text, whose bytes are the file's: no second read.
+    # A document's sha256 is of its source file: for .txt and .md, of its strictly decoded UTF-8
+    # text, whose bytes are the file's (no second read); extracted formats hashed the file itself.
     files = {d.path: {"sha256": d.sha256, "stat": stamps.get(d.path)} for d in documents}
     data = {}
     for path in sorted(tmp.iterdir()):
@@ -543,6 +586,8 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
         "model": embedder.name,
         "dim": embedder.dim,
         "chunking": settings.to_json(),
+        # Library versions and limits behind extracted text: when they change, `qa index` extracts again.
+        "extraction": extraction,
         "faiss": kind,
         "corpus": str(corpus_root.resolve()),
         # Where the corpus sits from the index folder: a project folder holding both still fits when moved.

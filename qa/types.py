@@ -1,21 +1,34 @@
 """The records every layer passes around: offsets always point into the original file."""
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Document:
-    """One corpus file as read, with the parts of it that are article content."""
+    """One corpus file as qa reads it, whatever its format, with the parts of it that are content.
+
+    For .txt and .md, text is the file as decoded; for HTML, PDF and Word it is the text qa
+    extracted (what `qa show --text PATH` prints). Offsets everywhere index this text.
+    """
 
     path: str  # relative to the corpus root, with forward slashes
-    text: str  # the whole file as decoded, so offsets index it directly
-    sha256: str
+    text: str
+    sha256: str  # of the source file's bytes (for .txt and .md, also of text's UTF-8)
     title: str | None = None
     date: str | None = None
     place: str | None = None
     blocks: tuple[tuple[int, int], ...] = ()  # content spans; everything else is scrape junk
     headings: tuple[tuple[int, int], ...] = ()  # content spans that are titles or section heads
+    author: str | None = None
+    pages: tuple[int, ...] = ()  # where each page starts in text (PDF); () when the source has no pages
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding text[offset], or None when the source has no pages."""
+        if not self.pages:
+            return None
+        return bisect.bisect_right(self.pages, offset)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class Citation:
     line: int
     title: str | None = None
     date: str | None = None
+    page: int | None = None  # 1-based, for sources with pages (PDF)
 
     @property
     def ref(self) -> str:
@@ -73,6 +87,8 @@ class Citation:
             record["title"] = self.title
         if self.date:
             record["date"] = self.date
+        if self.page is not None:
+            record["page"] = self.page
         return record
 
 
@@ -92,7 +108,9 @@ class Answer:
             "score": round(self.score, 4),
             "source": self.source.to_json(),
             "supporting": [
-                {"path": c.path, "start": c.start, "end": c.end, "line": c.line} for c in self.supporting
+                {"path": c.path, "start": c.start, "end": c.end, "line": c.line,
+                 **({"page": c.page} if c.page is not None else {})}
+                for c in self.supporting
             ],
         }
 
