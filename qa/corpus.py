@@ -84,10 +84,10 @@ def file_digest(path: Path) -> str:
 
 def read_text(path: Path) -> tuple[str | None, str | None]:
     """(text, None) for a usable file, else (None, why it is skipped)."""
+    why = _too_large(path)
+    if why is not None:
+        return None, why
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return None, f"larger than {MAX_FILE_BYTES >> 20} MB (set QA_MAX_FILE_MB to raise the limit)"
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as exc:
@@ -112,6 +112,12 @@ def _too_large(path: Path) -> str | None:
     return None
 
 
+def _article(name: str, text: str, digest: str) -> Document | Skipped:
+    """The cleaned Document of a file's text, or Skipped when no article text is left."""
+    document = clean(name, text, digest)
+    return document if document.blocks else Skipped(name, "has no article text")
+
+
 def extract(name: str, path: Path, kind: str, extractor: formats.Extractor) -> Document | Skipped:
     """A web page, PDF or Word file as a Document of its extracted text, or why it is skipped."""
     why = _too_large(path)
@@ -125,9 +131,9 @@ def extract(name: str, path: Path, kind: str, extractor: formats.Extractor) -> D
     extracted, why = extractor.extract(path, kind)
     if extracted is None:
         return Skipped(name, why)
-    document = clean(name, extracted.text, digest)
-    if not document.blocks:
-        return Skipped(name, "has no article text")
+    document = _article(name, extracted.text, digest)
+    if isinstance(document, Skipped):
+        return document
     # What the file says of itself beats what the text's first lines suggest.
     return replace(document, title=extracted.title or document.title, date=extracted.date or document.date,
                    author=extracted.author, pages=extracted.pages)
@@ -172,12 +178,8 @@ def load(root: Path, reuse: Reuse | None = None) -> tuple[list[Document], list[S
             if text is None:
                 skipped.append(Skipped(name, why))
                 continue
-            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            document = clean(name, text, digest)
-            if not document.blocks:
-                skipped.append(Skipped(name, "has no article text"))
-                continue
-            documents.append(document)
+            got = _article(name, text, hashlib.sha256(text.encode("utf-8")).hexdigest())
+            (skipped if isinstance(got, Skipped) else documents).append(got)
     finally:
         if extractor is not None:
             extractor.close()
