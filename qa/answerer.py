@@ -14,6 +14,7 @@ import numpy as np
 from . import lexical
 from .errors import BadQuestion
 from .reader import sigmoid
+from .reader.model import candidate_logit, top_confidence
 from .retriever import Retriever, Signals
 from .store import Index
 from .types import Answer, Citation, Hit, Result
@@ -126,7 +127,7 @@ class Answerer:
         self.reader = reader
         self.calibration = calibration
         if passages is None:
-            passages = int(calibration.get("passages", PASSAGES)) if calibration else PASSAGES
+            passages = calibration["passages"] if calibration else PASSAGES
         self.passages = passages
         if threshold is None:
             threshold = calibration["threshold"] if calibration else THRESHOLD if reader is None else 0.5
@@ -296,9 +297,8 @@ class Answerer:
         cal = self.calibration
         if cal is None:
             return features["prob"], features["prob"]
-        z = cal["bias"] + sum(w * features[name] for name, w in cal["weights"].items())
-        top = cal.get("top", {"bias": 0.0, "logit": 1.0})
-        return z, sigmoid(top["bias"] + top["logit"] * z)
+        z = candidate_logit(cal, features)
+        return z, top_confidence(cal, z)
 
     def _sentence_at(self, p, offset: int) -> int:
         """The sentence of passage p that holds the character offset."""

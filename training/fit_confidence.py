@@ -178,7 +178,7 @@ def top_logits(questions: list[dict], cal: dict) -> list[tuple[dict, float, bool
         if not q["found"]:
             out.append((q, -30.0, False))  # nothing to answer with: confidence ~0
             continue
-        z = [cal["bias"] + sum(w * f[n] for n, w in cal["weights"].items()) for f, _ in q["found"]]
+        z = [reader_model.candidate_logit(cal, f) for f, _ in q["found"]]
         best = int(np.argmax(z))
         out.append((q, z[best], q["found"][best][1]))
     return out
@@ -186,8 +186,7 @@ def top_logits(questions: list[dict], cal: dict) -> list[tuple[dict, float, bool
 
 def tops(questions: list[dict], cal: dict) -> list[tuple[dict, float, bool]]:
     """Each question's top answer: (question, confidence, right)."""
-    a, b = cal["top"]["bias"], cal["top"]["logit"]
-    return [(q, float(1 / (1 + np.exp(-(a + b * z)))), ok) for q, z, ok in top_logits(questions, cal)]
+    return [(q, reader_model.top_confidence(cal, z), ok) for q, z, ok in top_logits(questions, cal)]
 
 
 def decisions(top: list[tuple[dict, float, bool]]) -> list[tuple[float, float, float, float]]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..corpus import file_digest
 from ..errors import ModelProblem
-from . import Span
+from . import Span, sigmoid
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 FIX = "reinstall qa, or restore the folder with `git checkout -- qa/reader/weights`"
@@ -220,3 +220,13 @@ def load_calibration(info: dict, folder: Path = WEIGHTS) -> dict:
     if cal.get("reader_sha256") != info["files"]["reader.onnx"]["sha256"]:
         raise ModelProblem(f"the reader's calibration.json was fitted for another model; {fix}")
     return {"weights": weights, "bias": bias, "threshold": threshold, "top": top, "passages": passages}
+
+
+def candidate_logit(cal: dict, features: dict) -> float:
+    """A candidate's fitted logit: candidates are ranked by it."""
+    return cal["bias"] + sum(w * features[name] for name, w in cal["weights"].items())
+
+
+def top_confidence(cal: dict, logit: float) -> float:
+    """The confidence qa prints for an answer of that logit, as fitted on top answers (monotone)."""
+    return sigmoid(cal["top"]["bias"] + cal["top"]["logit"] * logit)
