@@ -1,10 +1,15 @@
-"""Indexing speed: `qa index --rebuild` against a bare sentence-transformers encode of the same texts.
+"""Indexing speed: what `qa index` encodes against a bare sentence-transformers encode of the passages.
 
-Both sides encode exactly the texts qa embeds (every passage, with its title, and every
-sentence), in the same process with the model already loaded, alternating runs so that load
-from other work on the machine falls on both alike. Prints medians over --runs.
+The issue's yardstick is a bare `SentenceTransformer.encode` of the passages alone (title line
+and passage, batch 32). Beside it, in the same process with every model loaded, alternating runs
+so that other work on the machine falls on all alike:
 
-    python benchmarks/indexing.py [--corpus seeds] [--runs 5] [--limit-files N]
+- qa before: sentence-transformers encoding every passage and then every sentence alone;
+- onnxruntime fp32 and int8, one pass per passage, sentence vectors pooled from it (int8 is what
+  `qa index` runs now), on all cores;
+- `qa index --rebuild` end to end (chunking, encoding, BM25, FAISS, writing).
+
+    python benchmarks/indexing.py [--corpus seeds] [--runs 3] [--limit N]
 """
 from __future__ import annotations
 
@@ -21,46 +26,73 @@ from _machine import summary  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa import corpus as corpus_mod  # noqa: E402
-from qa import embedder, store  # noqa: E402
+from qa import api, corpus as corpus_mod  # noqa: E402
+from qa import embedder, onnx_encoder, store  # noqa: E402
 from qa.chunker import chunk  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=ROOT / "seeds")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N documents of the corpus")
     args = parser.parse_args()
 
-    model = embedder.get(embedder.DEFAULT_MODEL)
     documents, _ = corpus_mod.load(args.corpus)
+    if args.limit:
+        documents = documents[: args.limit]
     sentences, passages = chunk(documents)
     texts = [store.embedding_text(documents[p.doc], p.start, p.end) for p in passages]
-    texts += [documents[s.doc].text[s.start : s.end] for s in sentences]
-    model.model.encode(texts[:8])  # load and warm the model outside the timings
+    parts = [store._sentence_parts(p, sentences, len(t) - (p.end - p.start)) for p, t in zip(passages, texts)]
+    alone = [documents[s.doc].text[s.start : s.end] for s in sentences]
+    threads = min(4, len(os.sched_getaffinity(0)))
 
-    bare, full, embed_only = [], [], []
+    st = embedder.get(embedder.DEFAULT_MODEL)
+    st.model.encode(texts[:8])  # load and warm the model outside the timings
     with tempfile.TemporaryDirectory() as tmp:
+        int8 = onnx_encoder.OnnxEncoder(onnx_encoder.export(Path(tmp) / "int8"), threads=threads)
+        fp32_dir = Path(tmp) / "fp32"
+        fp32_dir.mkdir()
+        _fp32_graph(fp32_dir)
+        fp32 = onnx_encoder.OnnxEncoder(fp32_dir, threads=threads)
+        methods = {
+            "bare SentenceTransformer.encode, passages": lambda: st.model.encode(
+                texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True),
+            "qa before: ST passages + sentences alone": lambda: (st.embed_batch(texts), st.embed_batch(alone)),
+            f"onnxruntime fp32, one pass ({threads} threads)": lambda: fp32.embed_with_parts(texts, parts),
+            f"onnxruntime int8, one pass ({threads} threads)": lambda: int8.embed_with_parts(texts, parts),
+            "qa index --rebuild (all of it)": lambda: api.build_index(args.corpus, Path(tmp) / "v", "all-MiniLM-L6-v2",
+                                                                      rebuild=True),
+        }
+        if args.limit:
+            del methods["qa index --rebuild (all of it)"]  # it indexes the whole folder
+        times = {name: [] for name in methods}
         for _ in range(args.runs):
-            t = time.perf_counter()
-            model.model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
-            bare.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            model.embed_batch(texts)
-            embed_only.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            store.build(args.corpus, Path(tmp) / "v", model, rebuild=True)
-            full.append(time.perf_counter() - t)
+            for name, run in methods.items():
+                started = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - started)
 
     print(f"machine: {summary()}")
-    print(f"corpus: {args.corpus} — {len(documents)} files, {len(passages)} passages + {len(sentences)} sentences = {len(texts)} texts")
-    print(f"{'method':<44}{'median s':>10}{'texts/s':>10}{'vs bare':>9}")
-    b = statistics.median(bare)
-    for name, runs in (("bare SentenceTransformer.encode (batch 32)", bare),
-                       ("qa embedder (length-sorted, batch 64)", embed_only),
-                       ("qa index --rebuild (chunk+embed+BM25+write)", full)):
+    print(f"corpus: {args.corpus} — {len(documents)} documents, {len(passages)} passages + {len(sentences)} sentences")
+    print(f"{'method':<46}{'median s':>10}{'passages/s':>12}{'vs bare':>9}")
+    bare = statistics.median(times["bare SentenceTransformer.encode, passages"])
+    for name, runs in times.items():
         m = statistics.median(runs)
-        print(f"{name:<44}{m:>10.2f}{len(texts) / m:>10.1f}{m / b - 1:>+9.1%}")
+        print(f"{name:<46}{m:>10.2f}{len(passages) / m:>12.1f}{bare / m:>8.2f}x")
+
+
+def _fp32_graph(folder: Path) -> None:
+    """The unquantised graph, for the comparison only: export() keeps the int8 one."""
+    import shutil
+
+    real = onnx_encoder._quantize
+    try:
+        onnx_encoder._quantize = lambda source, target: shutil.copyfile(source, target)
+        shutil.rmtree(folder)
+        onnx_encoder.export(folder)
+    finally:
+        onnx_encoder._quantize = real
 
 
 if __name__ == "__main__":

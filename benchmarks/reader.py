@@ -55,14 +55,24 @@ def main() -> int:
     ap.add_argument("--all", action="store_true", help="also the shipped int8 reader on every question")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", type=Path, default=DEV, help="a SQuAD-format file (default: SQuAD v1.1 dev)")
+    ap.add_argument("--fp32", type=Path, default=FP32, help="the training run's fp32 export, measured beside int8")
+    ap.add_argument("--also", type=Path, action="append", default=[], help="another int8 graph of the same settings, beside")
+    ap.add_argument("--no-rules", dest="rules", action="store_false", help="leave the rule reader out")
+    ap.add_argument("--windows", default="", help="also the int8 reader at these window lengths in tokens, e.g. 256,384")
     args = ap.parse_args()
     print(f"machine: {len(os.sched_getaffinity(0))} cores ({cpu_model()}), load {os.getloadavg()[0]:.2f} at start; "
           f"{args.threads} thread(s)")
     subset = questions(args.every, args.data)
     readers = {"trained, int8 (shipped)": SpanReader(threads=args.threads)}
-    if FP32.exists():
-        readers["trained, fp32"] = SpanReader(threads=args.threads, file=str(FP32))  # an absolute path: not the shipped file
-    readers["rules"] = RuleReader()
+    if args.fp32.exists():
+        readers["trained, fp32"] = SpanReader(threads=args.threads, file=str(args.fp32.resolve()))  # not the shipped file
+    for graph in args.also:
+        readers[f"trained, {graph.name}"] = SpanReader(threads=args.threads, file=str(graph.resolve()))
+    for width in filter(None, args.windows.split(",")):
+        readers[f"trained, int8, {width} tokens"] = reader = SpanReader(threads=args.threads)
+        reader.max_len = int(width)
+    if args.rules:
+        readers["rules"] = RuleReader()
     rows = []
     if args.all:
         rows.append(("trained, int8 (shipped)", measure(readers["trained, int8 (shipped)"], questions(1, args.data))))

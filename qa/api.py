@@ -4,6 +4,7 @@ Paths are explicit here; only the CLI resolves defaults from flags and the envir
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -26,11 +27,31 @@ def build_index(corpus: Path, root: Path, model: str, rebuild: bool = False, pro
     The encoder export is checked on every run and exported again when it is missing, stale or
     damaged (always on rebuild); report.encoder says why when that happened.
     """
-    embedder = embedder or embedder_mod.get(model)
-    report = store.build(corpus, root, embedder, settings, rebuild=rebuild, progress=progress)
-    if model == embedder_mod.MiniLM.name:
-        report.encoder = _export_encoder(root, force=rebuild)
+    encoder = ""
+    if embedder is None and model == embedder_mod.MiniLM.name:
+        # First: the exported graph encodes the corpus too (int8, one pass per passage).
+        encoder = _export_encoder(root, force=rebuild)
+        embedder = index_encoder(root, model)
+    report = store.build(corpus, root, embedder or embedder_mod.get(model), settings, rebuild=rebuild, progress=progress)
+    report.encoder = encoder
     return report
+
+
+def index_encoder(root: Path, model: str):
+    """What encodes the corpus: the query encoder's own export, on every core (up to 4), or the
+    model itself where onnxruntime is not installed."""
+    if encoder_state(root)[0] != "ok":
+        return embedder_mod.get(model)
+    return _onnx_encoder(root, threads=min(4, len(os.sched_getaffinity(0))))
+
+
+def _onnx_encoder(root: Path, threads: int = 1):
+    from . import onnx_encoder
+
+    try:
+        return onnx_encoder.OnnxEncoder(root / ENCODER_DIR, threads=threads)
+    except Exception:  # noqa: BLE001 - onnxruntime raises its own kinds for a bad graph
+        raise IndexDamaged(encoder_damage(root, "onnxruntime cannot load model.onnx")) from None
 
 
 def encoder_state(root: Path, full: bool = False) -> tuple[str, str]:
@@ -78,12 +99,7 @@ def query_encoder(root: Path, model: str):
         if state == "damaged":
             raise IndexDamaged(encoder_damage(root, why))
         if state == "ok":
-            from . import onnx_encoder
-
-            try:
-                return onnx_encoder.OnnxEncoder(root / ENCODER_DIR)
-            except Exception:  # noqa: BLE001 - onnxruntime raises its own kinds for a bad graph
-                raise IndexDamaged(encoder_damage(root, "onnxruntime cannot load model.onnx")) from None
+            return _onnx_encoder(root)
     return embedder_mod.get(model)
 
 

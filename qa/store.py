@@ -37,7 +37,7 @@ from .errors import CorpusError, IndexBusy, IndexDamaged, IndexForeign, IndexMis
 from .lexical import BM25, tokenize
 from .types import Document, Passage, Sentence
 
-FORMAT = 1
+FORMAT = 2  # 2: int8 vectors, sentences pooled from their passage's pass ("vectors" in the manifest)
 CURRENT = "CURRENT"
 VERIFY_BYTES = 64 << 20  # files up to this size are checked by sha256 on load; larger ones by size
 
@@ -330,7 +330,8 @@ def build(
 ) -> Report:
     """Bring the index at root up to date with the corpus, re-embedding only what changed."""
     with locked(root):
-        old = None if rebuild else _reusable(root, embedder.name, settings)
+        method = sentence_vectors(embedder)
+        old = None if rebuild else _reusable(root, embedder.name, settings, vectors_recipe(embedder))
         extraction = formats.settings()
         reuse = _extracted_before(old, corpus_root, extraction) if old is not None else None
         documents, skipped = corpus_mod.load(corpus_root, reuse)
@@ -388,7 +389,8 @@ def build(
             # Same content, new timestamps (a touch, a fresh checkout): record the new stamps, embed nothing.
 
         texts = [embedding_text(documents[passages[i].doc], passages[i].start, passages[i].end) for i in todo_p]
-        texts += [documents[sentences[i].doc].text[sentences[i].start : sentences[i].end] for i in todo_s]
+        if method == "separate":
+            texts += [documents[sentences[i].doc].text[sentences[i].start : sentences[i].end] for i in todo_s]
         done = 0
 
         def tick(n: int) -> None:
@@ -401,10 +403,17 @@ def build(
         if progress:
             progress("embedding", 0, len(texts))
         _checkpoint("before-embedding")
-        vectors = embedder.embed_batch(texts, progress=tick)
+        if method == "pooled":
+            # Every sentence lies in one passage, and a changed document's passages and sentences
+            # are all re-embedded: todo_s is exactly the sentences of todo_p, in order.
+            parts = [_sentence_parts(passages[i], sentences, len(texts[n]) - (passages[i].end - passages[i].start))
+                     for n, i in enumerate(todo_p)]
+            p_vec[todo_p], s_vec[todo_s] = embedder.embed_with_parts(texts, parts, progress=tick)
+        else:
+            vectors = embedder.embed_batch(texts, progress=tick)
+            p_vec[todo_p] = vectors[: len(todo_p)]
+            s_vec[todo_s] = vectors[len(todo_p) :]
         _checkpoint("after-embedding")
-        p_vec[todo_p] = vectors[: len(todo_p)]
-        s_vec[todo_s] = vectors[len(todo_p) :]
         report.embedded_passages, report.embedded_sentences = len(todo_p), len(todo_s)
         previous = old.manifest["generation"] if old is not None else _latest_generation(root)
         report.generation = _write_generation(
@@ -412,6 +421,24 @@ def build(
             faiss_kind, extraction,
         )
         return report
+
+
+def sentence_vectors(embedder) -> str:
+    """How an embedder makes sentence vectors: "pooled" from the tokens of their passage's own pass
+    (one forward pass per token of text: qa.onnx_encoder), or "separate", each sentence encoded
+    again by itself (the other embedders)."""
+    return "pooled" if hasattr(embedder, "embed_with_parts") else "separate"
+
+
+def vectors_recipe(embedder) -> str:
+    """What the manifest records of how the vectors were made: an index is only updated by the same."""
+    return f"{getattr(embedder, 'precision', 'fp32')}, sentences {sentence_vectors(embedder)}"
+
+
+def _sentence_parts(passage: Passage, sentences: list[Sentence], shift: int) -> list[tuple[int, int]]:
+    """The passage's sentences as character spans of its embedding text (shift: the title line)."""
+    return [(sentences[k].start - passage.start + shift, sentences[k].end - passage.start + shift)
+            for k in range(passage.first_sentence, passage.last_sentence)]
 
 
 def _extracted_before(old: Index, corpus_root: Path, extraction: dict) -> corpus_mod.Reuse | None:
@@ -479,13 +506,14 @@ def _ranges(owner: list[int], n: int) -> list[tuple[int, int]]:
     return out
 
 
-def _reusable(root: Path, model: str, settings: ChunkSettings) -> Index | None:
-    """The live index if its vectors can be reused: same model and chunking, undamaged."""
+def _reusable(root: Path, model: str, settings: ChunkSettings, recipe: str) -> Index | None:
+    """The live index if its vectors can be reused: same model, chunking and sentence vectors, undamaged."""
     try:
         index = load(root)
     except (IndexMissing, IndexDamaged, IndexForeign):
         return None
-    if index.model != model or index.manifest["chunking"] != settings.to_json():
+    if (index.model != model or index.manifest["chunking"] != settings.to_json()
+            or index.manifest.get("vectors") != recipe):
         return None
     return index
 
@@ -585,6 +613,7 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
         "generation": name,
         "model": embedder.name,
         "dim": embedder.dim,
+        "vectors": vectors_recipe(embedder),
         "chunking": settings.to_json(),
         # Library versions and limits behind extracted text: when they change, `qa index` extracts again.
         "extraction": extraction,

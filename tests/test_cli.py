@@ -58,6 +58,27 @@ def test_foreign_index_is_refused_with_the_fix(workdir):
     assert done.returncode == ExitStatus.INDEX and "--rebuild" in done.stderr
 
 
+def test_an_index_of_the_previous_format_is_refused_then_rebuilt(workdir):
+    """Format 1 (sentence vectors encoded alone, fp32) cannot be updated in place: one line with the
+    fix, nothing touched, and `qa index --rebuild` makes a current one."""
+    run_qa("index", cwd=workdir)
+    root = workdir / "vectors"
+    manifest = root / (root / "CURRENT").read_text().strip() / "manifest.json"
+    record = json.loads(manifest.read_text())
+    record["format"] = 1
+    record.pop("vectors")
+    manifest.write_text(json.dumps(record))
+    before = manifest.read_bytes()
+    for command in (("ask", "Who?"), ("status",)):
+        done = run_qa(*command, cwd=workdir)
+        assert done.returncode == ExitStatus.INDEX, done.stderr
+        assert "another version of qa (format 1); run `qa index --rebuild`" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert manifest.read_bytes() == before
+    assert run_qa("index", "--rebuild", cwd=workdir).returncode == 0
+    assert run_qa("ask", "Who is the UN's special envoy for Syria?", cwd=workdir).returncode == 0
+
+
 def test_python_dash_m_matches_the_script(workdir):
     import subprocess
     import sys

@@ -1,4 +1,5 @@
-"""The ONNX export of the packaged model against sentence-transformers itself, question by question."""
+"""The int8 ONNX export of the packaged model against sentence-transformers itself, question by
+question, and its one-pass passage and sentence vectors."""
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def _assert_matches(encoder: OnnxEncoder, reference, texts: list[str]) -> None:
     assert got.dtype == np.float32 and got.shape == (len(texts), 384)
     cosine = np.sum(got * reference(texts), axis=1)
     worst = int(np.argmin(cosine))
-    assert cosine[worst] >= 0.999, f"cosine {cosine[worst]:.6f} for {texts[worst]!r}"
+    # int8 weights: 0.994 on average, 0.98 at worst on SQuAD paragraphs (benchmarks/indexing.py).
+    assert cosine[worst] >= 0.96, f"cosine {cosine[worst]:.6f} for {texts[worst]!r}"
+    assert cosine.mean() >= 0.99, f"mean cosine {cosine.mean():.4f}"
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
@@ -99,7 +102,7 @@ def test_export_is_current_and_detects_a_different_source(export_dir, tmp_path):
 
     copy = tmp_path / "copy"
     copy.mkdir()
-    for name in ("model.onnx", "model.onnx.data", "tokenizer.json"):
+    for name in ("model.onnx", "tokenizer.json"):
         (copy / name).symlink_to(export_dir / name)
     # Reinstalled with the same bytes: new mtime, same hash -> still current, and the mtime is refreshed.
     (copy / MANIFEST).write_text(json.dumps({**recorded, "source_mtime_ns": 1}))
@@ -108,7 +111,7 @@ def test_export_is_current_and_detects_a_different_source(export_dir, tmp_path):
     # Other weights: stale.
     (copy / MANIFEST).write_text(json.dumps({**recorded, "source_mtime_ns": 1, "source_sha256": "0" * 64}))
     assert not is_current(copy)
-    (copy / "model.onnx.data").unlink()
+    (copy / "tokenizer.json").unlink()
     (copy / MANIFEST).write_text(json.dumps(recorded))
     assert not is_current(copy)
     assert not is_current(tmp_path / "nowhere")
@@ -127,20 +130,51 @@ def test_question_path_imports_neither_torch_nor_sentence_transformers(export_di
     assert json.loads(done.stdout) == {"shape": [1, 384], "heavy": []}
 
 
-def test_answers_are_identical_with_either_query_encoder(encoder, tmp_path):
-    """Same index, questions encoded by ONNX or by sentence-transformers: the same answers."""
-    from qa import embedder, store
-    from qa.answerer import Answerer
+def test_one_pass_gives_the_passage_and_its_sentences(encoder, reference):
+    paragraphs = [p["context"] for article in _squad()["data"][:3] for p in article["paragraphs"]][:40]
+    parts = []
+    for text in paragraphs:
+        cuts = [0] + [i + 2 for i, ch in enumerate(text[:-2]) if ch in ".?!" and text[i + 1] == " "] + [len(text) + 1]
+        parts.append([(a, b - 1) for a, b in zip(cuts, cuts[1:]) if b - 1 > a])
+    counts: list[int] = []
+    vectors, pooled = encoder.embed_with_parts(paragraphs, parts, progress=counts.append)
+    assert sum(counts) == len(paragraphs) and pooled.shape == (sum(map(len, parts)), 384)
+    np.testing.assert_allclose(vectors, encoder.embed_batch(paragraphs), atol=1e-5)  # the same pass
+    np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-5)
+    alone = reference([text[a:b] for text, spans in zip(paragraphs, parts) for a, b in spans])
+    cosine = np.sum(pooled * alone, axis=1)
+    # In context a sentence's vector leans to its paragraph's; still its own (0.80 on SQuAD-open).
+    assert cosine.mean() >= 0.7, cosine.mean()
+    # and nearer its own sentence than its neighbours' on the whole
+    own = [pooled[i] @ alone[i] > pooled[i] @ alone[i + 1] for i in range(len(alone) - 1)]
+    assert np.mean(own) >= 0.8, np.mean(own)
 
-    seeds = Path(__file__).resolve().parents[1] / "seeds"
-    gold = _need(SEEDS_DEV)
-    questions = [json.loads(line)["question"] for line in gold.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+def test_a_part_past_the_window_is_encoded_by_itself(encoder):
+    filler = "word " * 400
+    text = filler + "The envoy met the minister in Geneva."
+    lo = text.index("The envoy")
+    vectors, pooled = encoder.embed_with_parts([text], [[(0, 20), (lo, len(text))]])
+    np.testing.assert_allclose(pooled[1], encoder.embed_batch([text[lo:]])[0], atol=1e-5)
+    assert pooled[0] @ encoder.embed_batch([text[:20]])[0] < 0.9999  # the first was pooled in context
+
+
+def test_pooled_int8_index_finds_what_a_separate_fp32_one_does(encoder, tmp_path):
+    """The corpus encoded as qa index now does (int8, sentences pooled) against sentence-transformers
+    encoding every passage and sentence alone: the same first article for nearly every question."""
+    from qa import embedder, store
+    from qa.retriever import Retriever
+
+    seeds = REPO / "seeds"
+    questions = [json.loads(line)["question"] for line in _need(SEEDS_DEV).read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
     model = embedder.get(embedder.DEFAULT_MODEL)
-    store.build(seeds, tmp_path / "v", model)
-    index = store.load(tmp_path / "v")
-    by_onnx = Answerer(index, encoder, seeds).ask_batch(questions, k=3)
-    by_torch = Answerer(index, model, seeds).ask_batch(questions, k=3)
-    for a, b in zip(by_onnx, by_torch):
-        assert a.abstained == b.abstained
-        assert [(x.answer, x.source, x.supporting) for x in a.answers] == [(x.answer, x.source, x.supporting) for x in b.answers]
-        assert np.allclose([x.score for x in a.answers], [x.score for x in b.answers], atol=1e-4)
+    tops = []
+    for name, embed in (("pooled", encoder), ("separate", model)):
+        store.build(seeds, tmp_path / name, embed)
+        index = store.load(tmp_path / name)
+        assert index.manifest["vectors"] == ("int8, sentences pooled" if name == "pooled" else "fp32, sentences separate")
+        hits = Retriever(index, embed).search_batch(questions, k=1)
+        tops.append([index.passage(h[0].passage).doc for h in hits])
+    agree = np.mean([a == b for a, b in zip(*tops)])
+    assert agree >= 0.9, agree
