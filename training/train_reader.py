@@ -11,7 +11,14 @@ BERT). Training data is SQuAD v1.1 train only (../shared/data/squad/train-v1.1.j
   window holding the answer teaches the span, one that does not teaches "no answer";
 - for one question in --negatives, a "no answer here" pair: the paragraph of the same article
   that shares the most words with the question without holding its answer (what a retriever
-  hands over by mistake).
+  hands over by mistake);
+- for one question in --unanswerable, the question made unanswerable on its own paragraph: a
+  name or number of the question that the paragraph holds is swapped for one of the same kind
+  from another paragraph of the article that this one lacks ("When did Beyonce ..." -> "When
+  did Destiny's Child ..."): SQuAD 2.0's commonest kind of unanswerable question.
+
+--init-from starts a new run from another run's weights (a second pass with new data and a new
+schedule) instead of the base model.
 
 Fixed seeds; a checkpoint (safetensors + JSON, no pickle) every --save-every steps, and a
 rerun resumes from the latest. Matrix products run in bfloat16 on CPUs that have it (AMX or
@@ -66,16 +73,63 @@ def held_out(squad: dict, every: int) -> tuple[list, list]:
             [a for i, a in enumerate(articles) if i % every == every - 1])
 
 
-def pairs(articles: list, negatives: int, rng: random.Random) -> list[tuple[str, str, int, str]]:
-    """(question, context, answer_start or -1, answer_text) for every question, plus hard negatives."""
+# A name (a run of capitalised words) or a number, as the entity swap sees them.
+_ENTITY = re.compile(r"\b(?:\d[\d,.]*\d|\d|[A-Z][\w'’-]*(?:\s+(?:of\s+(?:the\s+)?)?[A-Z][\w'’-]*)*)")
+
+
+def _kind(entity: str) -> str:
+    if entity[0].isdigit():
+        return "year" if re.fullmatch(r"1\d{3}|20\d{2}", entity) else "number"
+    return "name"
+
+
+def swapped(question: str, context: str, pool: dict[str, list[str]], rng: random.Random) -> str | None:
+    """The question with one of its names or numbers that the context holds replaced by another of
+    the same kind that the context lacks; None when it has none to swap."""
+    low = context.lower()
+    found = [m for m in _ENTITY.finditer(question) if m.start() > 0 and m.group().lower() in low]
+    rng.shuffle(found)
+    for m in found:
+        options = [e for e in pool.get(_kind(m.group()), []) if e.lower() not in low]
+        if options:
+            return question[: m.start()] + rng.choice(options) + question[m.end() :]
+    return None
+
+
+def entity_pool(paragraphs: list[str]) -> dict[str, list[str]]:
+    """An article's names and numbers by kind, less capitalised words that only start a sentence
+    ("There", "Following") or that the article also writes in lower case."""
+    text = "\n".join(paragraphs)
+    found = set()
+    for m in _ENTITY.finditer(text):
+        entity, before = m.group(), text[max(0, m.start() - 3) : m.start()].rstrip()
+        if not before or before[-1] in ".!?:\"“\n":
+            continue
+        if " " not in entity and not entity[0].isdigit() and re.search(rf"\b{re.escape(entity.lower())}\b", text):
+            continue
+        found.add(entity)
+    pool: dict[str, list[str]] = {}
+    for entity in sorted(found):
+        pool.setdefault(_kind(entity), []).append(entity)
+    return pool
+
+
+def pairs(articles: list, negatives: int, rng: random.Random, unanswerable: int = 0) -> list[tuple[str, str, int, str]]:
+    """(question, context, answer_start or -1, answer_text) for every question, plus hard negatives
+    and entity-swapped unanswerable questions."""
     out = []
     for article in articles:
         paragraphs = [p["context"] for p in article["paragraphs"]]
         bags = [words(c) for c in paragraphs]
+        pool = entity_pool(paragraphs)
         for pi, p in enumerate(article["paragraphs"]):
             for qa in p["qas"]:
                 answer = qa["answers"][0]
                 out.append((qa["question"], p["context"], answer["answer_start"], answer["text"]))
+                if unanswerable and rng.randrange(unanswerable) == 0:
+                    changed = swapped(qa["question"], p["context"], pool, rng)
+                    if changed:
+                        out.append((changed, p["context"], -1, ""))
                 if negatives and rng.randrange(negatives) == 0 and len(paragraphs) > 1:
                     q = words(qa["question"])
                     texts = {a["text"].lower() for a in qa["answers"]}
@@ -282,6 +336,8 @@ def parse_args(argv=None):
     ap.add_argument("--max-question", type=int, default=40)
     ap.add_argument("--stride", type=int, default=64)
     ap.add_argument("--negatives", type=int, default=3, help="one question in N also gets a hard negative (0: none)")
+    ap.add_argument("--unanswerable", type=int, default=0,
+                    help="one question in N also gets an entity-swapped copy with no answer (0: none)")
     ap.add_argument("--keep-empty", type=float, default=0.3, help="share of answerless windows of the gold paragraph kept")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=8e-5)
@@ -293,6 +349,7 @@ def parse_args(argv=None):
     ap.add_argument("--save-every", type=int, default=300)
     ap.add_argument("--dev-every", type=int, default=10, help="evaluate on every Nth dev question")
     ap.add_argument("--run", type=Path, default=RUN)
+    ap.add_argument("--init-from", type=Path, default=None, help="start from this run's weights, not the base model")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-bf16", dest="bf16", action="store_false")
     ap.add_argument("--export", action="store_true", help="write the trained run to models/reader/ and stop")
@@ -318,6 +375,8 @@ def main(argv=None) -> int:
 
     features = args.run / "features.npz"
     settings = {k: getattr(args, k) for k in ("max_len", "max_question", "stride", "negatives", "keep_empty", "hold_out", "limit", "seed")}
+    if args.unanswerable:
+        settings["unanswerable"] = args.unanswerable
     if features.exists() and json.loads((args.run / "features.json").read_text()) == settings:
         data = dict(np.load(features, allow_pickle=False))
     else:
@@ -332,7 +391,7 @@ def main(argv=None) -> int:
                 if n >= args.limit:
                     break
             articles = kept
-        examples = pairs(articles, args.negatives, rng)
+        examples = pairs(articles, args.negatives, rng, args.unanswerable)
         data = featurize(tokenizer, examples, args.max_len, args.stride, args.max_question, rng, args.keep_empty)
         np.savez(features, **data)
         (args.run / "features.json").write_text(json.dumps(settings))
@@ -361,6 +420,11 @@ def main(argv=None) -> int:
         schedule.last_epoch = state["step"] - 1
         schedule.step()
         print(f"resuming at step {state['step']:,}/{total:,}", file=sys.stderr)
+    elif args.init_from:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(args.init_from / "checkpoint" / "model.safetensors")))
+        print(f"starting from the weights of {args.init_from}", file=sys.stderr)
     model.train()
     bar = tqdm(total=total, initial=state["step"], unit="batch", mininterval=20, file=sys.stderr, dynamic_ncols=False)
     began, running = time.time() - state["seconds"], []
