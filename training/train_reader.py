@@ -457,7 +457,7 @@ def main(argv=None) -> int:
     print(f"trained {total:,} batches of {args.batch} in {seconds / 60:.1f} min", file=sys.stderr)
     figures = evaluate_dev(torch, model, tokenizer, args)
     print(f"SQuAD v1.1 dev, every {args.dev_every}th question, gold paragraph: {figures}", file=sys.stderr)
-    final = {"settings": vars(args) | {"run": str(args.run)}, "batches": total, "windows": int(len(data["lengths"])),
+    final = {"settings": vars(args) | {"run": str(args.run), "init_from": args.init_from and str(args.init_from)}, "batches": total, "windows": int(len(data["lengths"])),
              "train_minutes": round(state["seconds"] / 60, 1), "dev": figures, "loss_every_50": state["loss"]}
     (args.run / "final.json").write_text(json.dumps(final, indent=1))
     return 0
