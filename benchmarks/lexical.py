@@ -4,6 +4,8 @@
     python benchmarks/lexical.py --every 5         # every fifth question
     python benchmarks/lexical.py --scale 1000000   # build and query times at 1M recombined passages
 
+tantivy and bm25s come with `pip install -e '.[bench]'`; qa itself uses neither yet.
+
 Every engine gets the same stemmed, stopword-free tokens (qa.lexical.tokenize), so what differs
 is the engine: its BM25 variant (tantivy fixes k1 1.2 and quantises lengths to a byte), build
 time, size on disk, query time, and what an update costs. On SQuAD-open the passage scores of
