@@ -115,11 +115,17 @@ def rows_for(answerer: Answerer, golds: list[ev.Gold], weight: float, drop_every
 
 
 def candidates(args, reader) -> list[dict]:
-    """Every fitting question with its candidates, from the cache when the same reader, passages and
-    questions made it (the reader's pass is the slow part; fitting takes a second)."""
+    """Every fitting question with its candidates, from the cache when the same reader, passages,
+    questions and retrieval code made it (the reader's pass is the slow part; fitting takes a
+    second). Code: the modules that compute the features and the index's vectors, so that a change
+    to retrieval or to a feature is never fitted from stale candidates."""
+    from qa.corpus import file_digest
+
     sha = reader.info["files"]["reader.onnx"]["sha256"]
+    code = {name: file_digest(ROOT / "qa" / name)[:16]
+            for name in ("answerer.py", "retriever.py", "lexical.py", "store.py", "onnx_encoder.py", "chunker.py")}
     key = {"reader_sha256": sha, "passages": args.passages, "squad_questions": args.squad_questions,
-           "drop_every": args.drop_every, "news_weight": args.news_weight, "seed": args.seed}
+           "drop_every": args.drop_every, "news_weight": args.news_weight, "seed": args.seed, "code": code}
     cache = OUT / f"fit-candidates-{sha[:12]}-p{args.passages}.json"
     if cache.exists():
         stored = json.loads(cache.read_text())
