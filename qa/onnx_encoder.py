@@ -274,18 +274,10 @@ class OnnxEncoder:
         if not len(texts):
             return out
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts))]
-        # Shortest first, so each call pads only to neighbours of about the same length.
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        start = 0
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop + 1 - start) * len(ids[order[stop]]) <= BATCH_TOKENS:
-                stop += 1
-            rows = order[start:stop]
+        for rows in _length_batches([len(x) for x in ids]):
             out[rows] = self._embed([ids[i] for i in rows])
             if progress:
                 progress(len(rows))
-            start = stop
         return out
 
     def embed_with_parts(
@@ -307,13 +299,7 @@ class OnnxEncoder:
         encodings = self._tokenizer.encode_batch(list(texts))
         first = np.cumsum([0, *map(len, parts)])
         alone: list[int] = []  # parts pooled from no token: encoded by themselves afterwards
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        start = 0
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop + 1 - start) * len(encodings[order[stop]].ids) <= BATCH_TOKENS:
-                stop += 1
-            rows = order[start:stop]
+        for rows in _length_batches([len(e.ids) for e in encodings]):
             states, mask = self._states([encodings[i].ids for i in rows])
             vectors[rows] = _mean_unit(states, mask)
             for r, i in enumerate(rows):
@@ -327,7 +313,6 @@ class OnnxEncoder:
                         alone.append(first[i] + k)
             if progress:
                 progress(len(rows))
-            start = stop
         if alone:
             owner = np.searchsorted(first, alone, side="right") - 1
             pooled[alone] = self.embed_batch([texts[i][slice(*parts[i][k - first[i]])] for i, k in zip(owner, alone)])
@@ -348,6 +333,19 @@ class OnnxEncoder:
 
     def _embed(self, ids: list[list[int]]) -> np.ndarray:
         return _mean_unit(*self._states(ids))
+
+
+def _length_batches(lengths: Sequence[int]):
+    """Row indices in onnxruntime calls of at most BATCH_TOKENS padded tokens, shortest first, so
+    that each call pads only to neighbours of about the same length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop + 1 - start) * lengths[order[stop]] <= BATCH_TOKENS:
+            stop += 1
+        yield order[start:stop]
+        start = stop
 
 
 def _mean_unit(states: np.ndarray, mask: np.ndarray) -> np.ndarray:
