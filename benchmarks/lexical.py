@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa import evaluate as ev  # noqa: E402
 from qa.lexical import BM25, K1, B, tokenize  # noqa: E402
+from qa.retriever import _top  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 SQUAD = ROOT.parent / "shared" / "data" / "squad"
@@ -44,6 +45,12 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def best_of(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, scores) of the k best, in no order: the retriever's own top-k."""
+    rows = _top(scores, k)
+    return rows, scores[rows]
+
+
 class NumpyEngine:
     name = "qa BM25 (NumPy)"
 
@@ -55,10 +62,7 @@ class NumpyEngine:
         return self.bm25.scores(tokens)
 
     def top(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self.bm25.scores(tokens)
-        k = min(k, len(s))
-        rows = np.argpartition(-s, k - 1)[:k]
-        return rows, s[rows]
+        return best_of(self.bm25.scores(tokens), k)
 
 
 class Bm25sEngine:
@@ -67,6 +71,7 @@ class Bm25sEngine:
     def build(self, docs: list[list[str]], folder: Path) -> None:
         import bm25s
 
+        self.size = len(docs)
         retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
         retriever.index(docs, show_progress=False)
         retriever.save(str(folder / "bm25s"))
@@ -77,12 +82,7 @@ class Bm25sEngine:
         return self.retriever.get_scores(known) if known else np.zeros(n, np.float32)
 
     def top(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self.scores(tokens, 0)
-        if not len(s):
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        k = min(k, len(s))
-        rows = np.argpartition(-s, k - 1)[:k]
-        return rows, s[rows]
+        return best_of(self.scores(tokens, self.size), k)
 
 
 class TantivyEngine:
