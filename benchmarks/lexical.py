@@ -1,16 +1,16 @@
-"""Lexical engines side by side: qa's NumPy BM25, bm25s and tantivy, on SQuAD-open and at scale.
+"""Lexical engines side by side: qa's earlier NumPy BM25, bm25s and tantivy (what qa uses now).
 
     python benchmarks/lexical.py                   # SQuAD-open (the index benchmarks/squad.py built)
     python benchmarks/lexical.py --every 5         # every fifth question
     python benchmarks/lexical.py --scale 1000000   # build and query times at 1M recombined passages
 
-tantivy and bm25s come with `pip install -e '.[bench]'`; qa itself uses neither yet.
+bm25s comes with `pip install -e '.[bench]'`; tantivy is one of qa's own dependencies.
 
 Every engine gets the same stemmed, stopword-free tokens (qa.lexical.tokenize), so what differs
 is the engine: its BM25 variant (tantivy fixes k1 1.2 and quantises lengths to a byte), build
-time, size on disk, query time, and what an update costs. On SQuAD-open the passage scores of
-each engine replace qa's own inside the same z-score fusion (dense and sentence signals as
-shipped), so R@1 / R@5 show what the switch would cost; questions are only measured here.
+time, size on disk, query time, and what an update costs. On SQuAD-open each engine ranks the
+passages alone (BM25 R@1 / R@5); what the fused retrieval gives is benchmarks/squad.py's.
+The NumPy engine is the inverted index qa had before tantivy, kept here as the baseline.
 """
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa import evaluate as ev  # noqa: E402
-from qa.lexical import BM25, K1, B, tokenize  # noqa: E402
+from qa.lexical import tokenize  # noqa: E402
 from qa.retriever import _top  # noqa: E402
+
+K1, B = 0.9, 0.75  # what qa's NumPy BM25 used (shared/FINDINGS.md)
 
 OUT = ROOT / "benchmarks" / "out"
 SQUAD = ROOT.parent / "shared" / "data" / "squad"
@@ -52,17 +54,38 @@ def best_of(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class NumpyEngine:
-    name = "qa BM25 (NumPy)"
+    """qa's BM25 before tantivy: postings as CSR arrays, every document scored per question."""
+
+    name = "qa's earlier BM25 (NumPy)"
 
     def build(self, docs: list[list[str]], folder: Path) -> None:
-        BM25.build(docs).save(folder / "bm25")
-        self.bm25 = BM25.load(folder / "bm25")
+        postings: dict[str, dict[int, int]] = {}
+        for row, tokens in enumerate(docs):
+            for token in tokens:
+                postings.setdefault(token, {})
+                postings[token][row] = postings[token].get(row, 0) + 1
+        terms = sorted(postings)
+        self.vocab = {t: i for i, t in enumerate(terms)}
+        self.indptr = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum([len(postings[t]) for t in terms], out=self.indptr[1:])
+        self.rows = np.concatenate([np.fromiter(postings[t].keys(), np.int32) for t in terms])
+        self.tfs = np.concatenate([np.fromiter(postings[t].values(), np.float32) for t in terms])
+        lengths = np.array([len(d) for d in docs], dtype=np.float32)
+        df = np.diff(self.indptr).astype(np.float64)
+        self.idf = np.log1p((len(docs) - df + 0.5) / (df + 0.5)).astype(np.float32)
+        self.norm = (K1 * (1 - B + B * lengths / max(float(lengths.mean()), 1e-9))).astype(np.float32)
+        np.savez(folder / "bm25.npz", indptr=self.indptr, rows=self.rows, tfs=self.tfs, lengths=lengths)
 
     def scores(self, tokens: list[str], n: int) -> np.ndarray:
-        return self.bm25.scores(tokens)
+        out = np.zeros(n, dtype=np.float32)
+        for i in filter(None.__ne__, map(self.vocab.get, set(tokens))):
+            lo, hi = self.indptr[i], self.indptr[i + 1]
+            rows, tf = self.rows[lo:hi], self.tfs[lo:hi]
+            out[rows] += self.idf[i] * tf * (K1 + 1) / (tf + self.norm[rows])
+        return out
 
     def top(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        return best_of(self.bm25.scores(tokens), k)
+        return best_of(self.scores(tokens, len(self.norm)), k)
 
 
 class Bm25sEngine:
@@ -86,47 +109,18 @@ class Bm25sEngine:
 
 
 class TantivyEngine:
-    name = "tantivy 0.27 (k1 1.2)"
+    """qa.lexical itself."""
+
+    name = "tantivy 0.27 (k1 1.2), qa's"
 
     def build(self, docs: list[list[str]], folder: Path) -> None:
-        import tantivy
+        from qa import lexical
 
-        self.tantivy = tantivy
-        builder = tantivy.SchemaBuilder()
-        builder.add_text_field("body", tokenizer_name="whitespace", index_option="freq")
-        builder.add_unsigned_field("row", stored=False, fast=True, indexed=True)
-        self.schema = builder.build()
-        (folder / "tantivy").mkdir(parents=True, exist_ok=True)
-        self.index = tantivy.Index(self.schema, path=str(folder / "tantivy"))
-        writer = self.index.writer(heap_size=512 << 20, num_threads=1)
-        for row, tokens in enumerate(docs):
-            writer.add_document(self.document(" ".join(tokens), row))
-        writer.commit()
-        writer.wait_merging_threads()
-        self.index.reload()
-        self.searcher = self.index.searcher()
-
-    def document(self, body: str, row: int):
-        doc = self.tantivy.Document()
-        doc.add_text("body", body)
-        doc.add_unsigned("row", row)
-        return doc
+        lexical.build(folder / "tantivy", docs)
+        self.lexical = lexical.Lexical(folder / "tantivy")
 
     def top(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        t = self.tantivy
-        terms = [(t.Occur.Should, t.Query.term_query(self.schema, "body", w)) for w in sorted(set(tokens))]
-        if not terms:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        hits = self.searcher.search(t.Query.boolean_query(terms), k, count=False).hits
-        rows = self.searcher.fast_field_values("row", [a for _, a in hits])
-        return np.asarray(rows, np.int64), np.asarray([s for s, _ in hits], np.float32)
-
-    def scores(self, tokens: list[str], n: int) -> np.ndarray:
-        """Top 1,000 scores, the rest 0: tantivy ranks, it does not score every document."""
-        out = np.zeros(n, np.float32)
-        rows, s = self.top(tokens, 1000)
-        out[rows] = s
-        return out
+        return self.lexical.top(tokens, k)
 
 
 ENGINES = {"numpy": NumpyEngine, "bm25s": Bm25sEngine, "tantivy": TantivyEngine}
@@ -138,26 +132,20 @@ def rss_mb() -> float:
 
 def squad_open(args) -> None:
     from qa import store
-    from qa.api import query_encoder
-    from qa.retriever import Retriever
     from qa.store import embedding_text
 
     root = OUT / "squad-v1" / "index"
     index = store.load(root)
     golds = ev.write_squad_corpus(SQUAD / "dev-v1.1.json", OUT / "squad-v1" / "corpus")[:: args.every]
-    encoder = query_encoder(root, "all-MiniLM-L6-v2")
-    retriever = Retriever(index, encoder)
     docs = [tokenize(embedding_text(index.documents[p.doc], p.start, p.end))
             for p in map(index.passage, range(index.n_passages))]
     path_of = [Path(d.path).name for d in index.documents]
     pass_doc = index.spans["pass_doc"]
     say(f"{len(golds):,} questions, {len(docs):,} passages")
-    signals = retriever.signals_batch([g.question for g in golds])
     tokens = [tokenize(g.question) for g in golds]
     print(f"machine: {len(os.sched_getaffinity(0))} cores ({cpu_model()}), load {os.getloadavg()[0]:.2f} at start")
-    print(f"SQuAD-open: {len(golds):,} questions (every {args.every}th), {len(docs):,} passages; passage signal replaced, "
-          "sentence and dense signals as shipped")
-    print(f"{'engine':<28}{'build s':>9}{'MB':>7}{'ms/q':>7}{'BM25 R@1':>10}{'R@5':>7}{'fused R@1':>11}{'R@5':>7}")
+    print(f"SQuAD-open: {len(golds):,} questions (every {args.every}th), {len(docs):,} passages, ranked by BM25 alone")
+    print(f"{'engine':<28}{'build s':>9}{'MB':>7}{'ms/q':>7}{'BM25 R@1':>10}{'R@5':>7}")
     for key in args.engines.split(","):
         engine = ENGINES[key]()
         folder = OUT / "lexical" / key
@@ -169,16 +157,13 @@ def squad_open(args) -> None:
         started = time.perf_counter()
         tops = [engine.top(t, POOL) for t in tokens]
         ms = 1000 * (time.perf_counter() - started) / len(golds)
-        alone, fused = [], []
-        for g, t, (rows, s), sig in zip(golds, tokens, tops, signals):
+        alone = []
+        for g, (rows, s) in zip(golds, tops):
             order = rows[np.argsort(-s, kind="stable")]
             alone.append(rank_of(g, [path_of[pass_doc[r]] for r in order]))
-            sig.bm25 = engine.scores(t, len(docs))
-            hits = retriever.fuse(sig, 20)
-            fused.append(rank_of(g, [path_of[pass_doc[h.passage]] for h in hits]))
-        a, f = ev.retrieval_from_ranks(alone, (1, 5)), ev.retrieval_from_ranks(fused, (1, 5))
+        a = ev.retrieval_from_ranks(alone, (1, 5))
         print(f"{engine.name:<28}{build:>9.1f}{folder_bytes(folder) / 1e6:>7.1f}{ms:>7.2f}"
-              f"{a.recall[1]:>10.3f}{a.recall[5]:>7.3f}{f.recall[1]:>11.3f}{f.recall[5]:>7.3f}", flush=True)
+              f"{a.recall[1]:>10.3f}{a.recall[5]:>7.3f}", flush=True)
 
 
 def rank_of(gold: ev.Gold, paths: list[str]) -> int | None:
@@ -237,12 +222,10 @@ def add_one(engine, key: str, docs: list[list[str]], folder: Path) -> float:
     new = docs[:10]
     started = time.perf_counter()
     if key == "tantivy":
-        writer = engine.index.writer(heap_size=64 << 20, num_threads=1)
-        for i, tokens in enumerate(new):
-            writer.add_document(engine.document(" ".join(tokens), len(docs) + i))
-        writer.commit()
-        engine.index.reload()
-        engine.searcher = engine.index.searcher()
+        from qa import lexical
+
+        lexical.add(folder / "tantivy", new, len(docs))
+        engine.lexical = lexical.Lexical(folder / "tantivy")
     else:  # neither bm25s nor qa's arrays take additions: the whole index is built again
         shutil.rmtree(folder)
         folder.mkdir()

@@ -6,7 +6,6 @@ at k when its own paragraph is among the top k documents (shared/data/squad/READ
     python benchmarks/squad.py                  # all 10,570 questions
     python benchmarks/squad.py --limit 500      # a quick run
     python benchmarks/squad.py --articles 0:24  # only those articles' questions (same full index)
-    python benchmarks/squad.py --tune           # grid-search the fusion weights on articles 0-23
     python benchmarks/squad.py --seeds          # the seeds dev set instead of SQuAD
     python benchmarks/squad.py --v2             # SQuAD v2.0 dev, open over its 1,204 paragraphs
     python benchmarks/squad.py --reader rules   # the rule reader instead of the trained one (both: --reader both)
@@ -18,22 +17,19 @@ The index lives in benchmarks/out/ (gitignored) and is reused while the corpus i
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from _machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa import evaluate as ev  # noqa: E402
-from qa.answerer import Answerer, clean_question  # noqa: E402
-from qa.errors import BadQuestion  # noqa: E402
+from qa.answerer import Answerer  # noqa: E402
 from qa.retriever import Retriever, Weights  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -44,9 +40,6 @@ OUT = ROOT / "benchmarks" / "out"
 MODEL = "all-MiniLM-L6-v2"
 TARGETS = {1: 0.82, 5: 0.96}  # fused R@1 / R@5 the project aims for
 RECALL_AT = (1, 5, 20)
-TUNE_ARTICLES = range(0, 24)  # hyperparameters are chosen on these, as in shared/FINDINGS.md
-GRID_STEP = 0.1
-SIGNALS = ("bm25", "dense", "bm25_sentence", "dense_sentence")
 BASELINES = {"BM25 alone": Weights(1, 0, 0, 0), "dense alone": Weights(0, 1, 0, 0)}
 
 
@@ -210,102 +203,6 @@ def run_tradeoff(index, encoder, corpus: Path, golds: list[ev.Gold], info: dict,
         print(f"{k:>13}{tokens:>17.0f}{m.span_em:>9.3f}{m.span_f1:>9.3f}{m.sentence_acc:>14.3f}{ms:>16.1f}", flush=True)
 
 
-def simplex(step: float) -> list[Weights]:
-    """Every weighting of the four signals in steps of `step` summing to 1 (scale does not change ranks)."""
-    n = round(1 / step)
-    return [Weights(*(c / n for c in combo)) for combo in itertools.product(range(n + 1), repeat=4) if sum(combo) == n]
-
-
-def pool_ranks(index, unit: list[Retriever], signals, sources, names, grid: np.ndarray) -> np.ndarray:
-    """The gold document's rank under every weighting of the grid (0: not in the candidate pool).
-
-    Retriever.fuse with one unit weight yields that signal's z-scores over the shared candidate
-    pool, so any weighting's fused score is a dot product with them: one fuse per signal, not per
-    weighting.
-    """
-    z, pool = None, None
-    for j, retriever in enumerate(unit):
-        hits = retriever.fuse(signals, index.n_passages)
-        if z is None:
-            pool = np.array(sorted(h.passage for h in hits))
-            z = np.zeros((len(pool), len(unit)))
-        z[np.searchsorted(pool, [h.passage for h in hits]), j] = [h.score for h in hits]
-    docs = index.spans["pass_doc"][pool]
-    order = np.argsort(docs, kind="stable")
-    docs = docs[order]
-    starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
-    best = np.maximum.reduceat(z[order] @ grid, starts, axis=0)  # (documents, weightings)
-    gold = np.array([names[d] in sources for d in docs[starts]])
-    if not gold.any():
-        return np.zeros(grid.shape[1], dtype=np.int32)
-    top = best[gold].max(axis=0)
-    return 1 + (best[~gold] > top).sum(axis=0).astype(np.int32)
-
-
-def figures(ranks: np.ndarray) -> ev.Retrieval:
-    return ev.retrieval_from_ranks([int(r) if r > 0 else None for r in ranks], RECALL_AT)
-
-
-def run_tune(index, encoder, golds: list[ev.Gold], info: dict, as_json: bool) -> None:
-    weightings = simplex(GRID_STEP)
-    grid = np.array([[w.bm25, w.dense, w.bm25_sentence, w.dense_sentence] for w in weightings]).T
-    unit = [Retriever(index, encoder, Weights(*(1.0 if i == j else 0.0 for i in range(4)))) for j in range(4)]
-    current = Retriever(index, encoder)
-    names = [Path(d.path).name for d in index.documents]
-    golds = [g for g in golds if g.answerable]
-    ranks = np.zeros((len(golds), len(weightings)), dtype=np.int32)
-    checked = disagree = 0
-    tick, started = Ticker(), time.perf_counter()
-    for lo in range(0, len(golds), 64):
-        chunk = golds[lo : lo + 64]
-        cleaned = []
-        for g in chunk:
-            try:
-                cleaned.append(clean_question(g.question))
-            except BadQuestion:
-                cleaned.append("?")  # never retrieves its paragraph: counts as a miss
-        for i, (g, s) in enumerate(zip(chunk, current.signals_batch(cleaned))):
-            ranks[lo + i] = pool_ranks(index, unit, s, g.sources, names, grid)
-            if lo + i < 500:  # the dot-product shortcut must agree with Retriever.fuse itself
-                exact = ev.document_rank(index, current.fuse(s, index.n_passages), g.sources, names) or 0
-                checked += 1
-                disagree += exact != ranks[lo + i, weightings.index(current.weights)]
-        tick("tuning", lo + len(chunk), len(golds))
-    seconds = time.perf_counter() - started
-    info["seconds"].update(tuning=seconds)
-    tune = np.array([int(g.sources[0][:2]) in TUNE_ARTICLES for g in golds])
-    if not tune.any():
-        raise SystemExit("no selected question is from articles 0-23; --tune needs them")
-    mrr = np.where(ranks[tune] > 0, 1.0 / np.maximum(ranks[tune], 1), 0.0).mean(axis=0)
-    r1 = ((ranks[tune] > 0) & (ranks[tune] <= 1)).mean(axis=0)
-    best = max(range(len(weightings)), key=lambda c: (round(mrr[c], 6), r1[c]))
-    chosen = {name: weightings.index(w) for name, w in BASELINES.items()}
-    chosen[f"qa fused ({weights_label(current.weights)})"] = weightings.index(current.weights)
-    chosen[f"tuned ({weights_label(weightings[best])})"] = best
-    rows = [retrieval_row(name, figures(ranks[:, c])) for name, c in chosen.items()]
-    held = [(name, figures(ranks[~tune, c])) for name, c in list(chosen.items())[-2:]] if (~tune).any() else []
-    ranking = sorted(range(len(weightings)), key=lambda c: -mrr[c])[:5]
-    if as_json:
-        print(json.dumps({**info, "table": rows, "grid_step": GRID_STEP, "tuning_questions": int(tune.sum()),
-                          "criterion": "MRR on articles 0-23", "best": weightings[best].as_dict(),
-                          "held_out": {n: r.to_json() for n, r in held},
-                          "fuse_check": {"questions": checked, "disagree": int(disagree)}}, indent=1))
-        return
-    print_header(info)
-    print(f"tuning: {len(weightings)} weightings (bm25/dense/bm25_sentence/dense_sentence, step {GRID_STEP:g}) chosen by "
-          f"MRR on {int(tune.sum()):,} questions of articles 0-23; figures below on all {len(golds):,} questions; "
-          f"{seconds:.1f}s")
-    print()
-    print(table(rows))
-    print()
-    print_targets(figures(ranks[:, weightings.index(current.weights)]))
-    for name, r in held:
-        print(f"held out (articles 24+, {r.questions:,} questions): {name}: R@1 {r.recall[1]:.3f}, R@5 {r.recall[5]:.3f}, "
-              f"MRR {r.mrr:.3f}")
-    print("best on articles 0-23 by MRR: " + "; ".join(f"{weights_label(weightings[c])} {mrr[c]:.4f}" for c in ranking))
-    print(f"check: the shortcut agreed with Retriever.fuse on {checked - disagree}/{checked} questions (ties aside)")
-
-
 def parse_articles(text: str) -> range:
     try:
         lo, hi = (int(x) if x else None for x in text.split(":"))
@@ -319,7 +216,6 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="evaluate only the first N questions")
     parser.add_argument("--articles", type=parse_articles, help="only the questions of articles A:B (the index holds all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--tune", action="store_true", help="grid-search the fusion weights on articles 0-23")
     parser.add_argument("--seeds", action="store_true", help="the seeds dev set over seeds/ instead of SQuAD")
     parser.add_argument("--plot", type=Path, help="also write the calibration plot to this PNG")
     parser.add_argument("--v2", action="store_true", help="SQuAD v2.0 dev, open over its own paragraphs")
@@ -330,9 +226,9 @@ def main() -> None:
     parser.add_argument("--train-heldout", action="store_true", help="open over the SQuAD v1.1 train articles the reader "
                         "was not trained on (training/fit_confidence.py's), to choose settings without touching dev")
     args = parser.parse_args()
-    if args.seeds and (args.tune or args.articles):
-        parser.error("--tune and --articles apply to SQuAD, not --seeds")
-    if args.train_heldout and (args.seeds or args.v2 or args.tune or args.articles):
+    if args.seeds and args.articles:
+        parser.error("--articles applies to SQuAD, not --seeds")
+    if args.train_heldout and (args.seeds or args.v2 or args.articles):
         parser.error("--train-heldout goes with --every, --limit, --reader and --passages only")
 
     info = {"machine": machine(), "seconds": {}}
@@ -358,15 +254,12 @@ def main() -> None:
     index, encoder, info["seconds"]["indexing"], info["index"] = open_index(corpus, root)
     info["seconds"]["loading"] = time.perf_counter() - started - info["seconds"]["indexing"]
     info["corpus"] = f"{len(index.documents):,} documents from {os.path.relpath(corpus)}"
-    if args.tune:
-        run_tune(index, encoder, golds, info, args.json)
+    readers = ["rules", "trained"] if args.reader == "both" else [args.reader]
+    passages = [int(x) for x in args.passages.split(",")] if args.passages else [None]
+    if len(passages) > 1:
+        run_tradeoff(index, encoder, corpus, golds, info, passages)
     else:
-        readers = ["rules", "trained"] if args.reader == "both" else [args.reader]
-        passages = [int(x) for x in args.passages.split(",")] if args.passages else [None]
-        if len(passages) > 1:
-            run_tradeoff(index, encoder, corpus, golds, info, passages)
-        else:
-            run_evaluate(index, encoder, corpus, golds, info, args.json, args.plot, readers, passages[0])
+        run_evaluate(index, encoder, corpus, golds, info, args.json, args.plot, readers, passages[0])
 
 
 if __name__ == "__main__":

@@ -132,8 +132,7 @@ class Answerer:
         if threshold is None:
             threshold = calibration["threshold"] if calibration else THRESHOLD if reader is None else 0.5
         self.threshold = threshold
-        bm25 = index.bm25_sentences
-        self._idf = lambda stem: float(bm25.idf[bm25.vocab[stem]]) if stem in bm25.vocab else float(bm25.idf.max(initial=1.0))
+        self._idf = index.lexical_sentences.idf
         self._paths: dict[int, str] = {}
         self._tokens: dict[int, list] = {}  # sentence -> word tokens; tokenising dominated a warm answer
         self._descriptions: dict[int, dict] = {}  # document -> name -> words describing it
@@ -187,7 +186,7 @@ class Answerer:
 
     def candidates(self, question: rules.Question, signals: Signals, hits: list[Hit]) -> list[Candidate]:
         index = self.index
-        top_bm25 = float(signals.bm25_sentence.max(initial=0.0)) or 1.0
+        top_bm25 = float(signals.bm25_sentence.values.max(initial=0.0)) or 1.0
         z_top = hits[0].score if hits else 0.0
         out = []
         for hit in hits:

@@ -1,4 +1,4 @@
-"""Dense (FAISS) and lexical (BM25) search, fused by z-scores.
+"""Dense (FAISS) and lexical (BM25, qa.lexical) search, fused by z-scores.
 
 Measured on SQuAD v1.1 dev (shared/FINDINGS.md and benchmarks/squad.py): reciprocal-rank fusion
 scored below BM25 alone at R@1, while z-score fusion of passage and best-sentence signals beat
@@ -6,7 +6,10 @@ every single signal. Each signal is standardised over the union of the candidate
 """
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -14,43 +17,56 @@ from .lexical import tokenize
 from .store import Index
 from .types import Hit
 
-CANDIDATES = 100  # each signal's top-N joins the candidate pool
+CANDIDATES = 100  # BM25's and the dense search's top-N passages form the candidate pool
+FUSION = Path(__file__).with_name("fusion.json")  # the weights, written by training/fit_fusion.py
 
 
 @dataclass(frozen=True)
 class Weights:
-    bm25: float = 0.3
-    dense: float = 0.3
-    bm25_sentence: float = 0.1
-    dense_sentence: float = 0.3
+    bm25: float
+    dense: float
+    bm25_sentence: float
+    dense_sentence: float
 
     def as_dict(self) -> dict[str, float]:
         return {"bm25": self.bm25, "dense": self.dense, "bm25_sentence": self.bm25_sentence, "dense_sentence": self.dense_sentence}
 
 
-class _Dots:
-    """Cosines of one question with rows of a (memory-mapped) matrix, computed when asked for."""
+@functools.cache
+def fitted_weights() -> Weights:
+    """The weights training/fit_fusion.py chose (on held-out SQuAD train questions)."""
+    return Weights(**json.loads(FUSION.read_text(encoding="utf-8"))["weights"])
 
-    def __init__(self, vectors: np.ndarray, query: np.ndarray):
-        self.vectors, self.query = vectors, query
 
-    def __getitem__(self, i):
-        return np.asarray(self.vectors[i], dtype=np.float32) @ self.query
+class Scores:
+    """One signal's values for some rows (passages or sentences), looked up by row number."""
+
+    def __init__(self, rows: np.ndarray, values: np.ndarray):
+        self.rows, self.values = rows, values  # rows ascending
+
+    def __getitem__(self, row: int) -> float:
+        i = int(np.searchsorted(self.rows, row))
+        if i == len(self.rows) or self.rows[i] != row:
+            raise KeyError(f"row {row} was not scored")
+        return float(self.values[i])
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass
 class Signals:
-    """Every raw score of one question: per passage and per sentence.
+    """Every raw score of one question, for its candidate passages and their sentences only.
 
-    On a large index the dense scores are not computed for every row: `dense_top` holds the
-    approximate search's best passages, and `dense`/`dense_sentence` compute rows on demand.
+    The candidates are the best passages by BM25 and by the dense cosine; sentence scores are
+    computed for their sentences, never for every sentence of the corpus.
     """
 
-    bm25: np.ndarray
-    dense: np.ndarray | _Dots
-    bm25_sentence: np.ndarray  # per sentence
-    dense_sentence: np.ndarray | _Dots  # per sentence
-    dense_top: np.ndarray | None = None
+    pool: np.ndarray  # candidate passages, ascending
+    bm25: Scores  # per candidate passage
+    dense: Scores
+    bm25_sentence: Scores  # per sentence of a candidate passage
+    dense_sentence: Scores
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -58,57 +74,73 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
 
 
+def _filled(rows: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Scores for ascending rows from (found, scores) pairs in any order; rows not found score 0."""
+    out = np.zeros(len(rows), dtype=np.float32)
+    if len(found):
+        out[np.searchsorted(rows, found)] = scores
+    return out
+
+
 class Retriever:
-    def __init__(self, index: Index, encoder, weights: Weights = Weights()):
+    def __init__(self, index: Index, encoder, weights: Weights | None = None):
         self.index = index
         self.encoder = encoder
-        self.weights = weights
+        self.weights = weights or fitted_weights()
         self._first = index.spans["pass_first"]
         self._last = index.spans["pass_last"]
-        # Small indexes: every row scored exactly, vectors in memory (cache-friendly, ~1 ms).
+        # Small indexes: every passage scored exactly, vectors in memory (cache-friendly, ~1 ms).
         # Large ones (measured in benchmarks/scale.py): approximate FAISS search, rows on demand.
         self.approximate = index.manifest["faiss"] != "flat"
-        if not self.approximate:
-            self._passage_vectors = np.ascontiguousarray(index.passage_vectors)
-            self._sentence_vectors = np.ascontiguousarray(index.sentence_vectors)
+        self._passage_vectors = index.passage_vectors if self.approximate else np.ascontiguousarray(index.passage_vectors)
+        self._sentence_vectors = index.sentence_vectors if self.approximate else np.ascontiguousarray(index.sentence_vectors)
 
     def signals_batch(self, questions: list[str]) -> list[Signals]:
         vectors = self.encoder.embed_batch(questions)
-        index = self.index
         if self.approximate:
-            _, top = index.search_passages(vectors, CANDIDATES)
-            dense = [_Dots(index.passage_vectors, v) for v in vectors]
-            dense_sentence = [_Dots(index.sentence_vectors, v) for v in vectors]
+            _, top = self.index.search_passages(vectors, CANDIDATES)
+            dense_top = [t[t >= 0] for t in top]
         else:
-            top = [None] * len(questions)
-            dense = vectors @ self._passage_vectors.T
-            dense_sentence = vectors @ self._sentence_vectors.T
-        out = []
-        for row, question in enumerate(questions):
-            tokens = tokenize(question)
-            out.append(Signals(
-                bm25=index.bm25_passages.scores(tokens), dense=dense[row],
-                bm25_sentence=index.bm25_sentences.scores(tokens), dense_sentence=dense_sentence[row],
-                dense_top=top[row] if top[row] is None else top[row][top[row] >= 0],
-            ))
-        return out
+            dense_top = [_top(row, CANDIDATES) for row in vectors @ self._passage_vectors.T]
+        return [self._signals(q, v, t) for q, v, t in zip(questions, vectors, dense_top)]
+
+    def _signals(self, question: str, vector: np.ndarray, dense_top: np.ndarray) -> Signals:
+        index, tokens = self.index, tokenize(question)
+        lexical_rows, lexical_scores = index.lexical_passages.top(tokens, CANDIDATES)
+        pool = np.unique(np.concatenate([lexical_rows, dense_top])).astype(np.int64)
+        bm25 = _filled(pool, lexical_rows, lexical_scores)
+        rest = pool[~np.isin(pool, lexical_rows)]  # dense candidates outside BM25's top: their own BM25
+        if len(rest):
+            found, scores = index.lexical_passages.scores_of(tokens, rest)
+            bm25[np.searchsorted(pool, found)] = scores
+        # Their sentences, and the one before each (the rule reader looks back one sentence).
+        first, last = self._first[pool], self._last[pool]
+        sentences = np.unique(np.concatenate([np.arange(max(a - 1, 0), b) for a, b in zip(first, last)])).astype(np.int64)
+        found, scores = index.lexical_sentences.scores_of(tokens, sentences)
+        return Signals(
+            pool=pool,
+            bm25=Scores(pool, bm25),
+            dense=Scores(pool, np.asarray(self._passage_vectors[pool], dtype=np.float32) @ vector),
+            bm25_sentence=Scores(sentences, _filled(sentences, found, scores)),
+            dense_sentence=Scores(sentences, np.asarray(self._sentence_vectors[sentences], dtype=np.float32) @ vector),
+        )
 
     def _pool_values(self, signals: Signals) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The candidate passages and each signal's value for them."""
-        # The best sentence of each passage: sentences of a passage are contiguous.
-        bm25_sentence = np.maximum.reduceat(signals.bm25_sentence, self._first)
-        if signals.dense_top is None:
-            dense_sentence = np.maximum.reduceat(signals.dense_sentence, self._first)
-            full = {"bm25": signals.bm25, "dense": signals.dense, "bm25_sentence": bm25_sentence,
-                    "dense_sentence": dense_sentence}
-            pool = np.unique(np.concatenate([_top(v, CANDIDATES) for v in full.values()]))
-            return pool, {name: v[pool] for name, v in full.items()}
-        pool = np.unique(np.concatenate([_top(signals.bm25, CANDIDATES), _top(bm25_sentence, CANDIDATES), signals.dense_top]))
-        return pool, {
-            "bm25": signals.bm25[pool],
-            "dense": signals.dense[pool],
-            "bm25_sentence": bm25_sentence[pool],
-            "dense_sentence": np.array([signals.dense_sentence[self._first[p] : self._last[p]].max() for p in pool]),
+        # The best sentence of each passage: a passage's sentences are contiguous rows, and so are
+        # their positions among the scored sentences; reduceat over (start, end) pairs, odd ones dropped.
+        rows = signals.bm25_sentence.rows
+        bounds = np.ravel(np.column_stack([np.searchsorted(rows, self._first[signals.pool]),
+                                           np.searchsorted(rows, self._last[signals.pool])]))
+
+        def best(values: np.ndarray) -> np.ndarray:
+            return np.maximum.reduceat(np.r_[values, 0], bounds)[::2]
+
+        return signals.pool, {
+            "bm25": signals.bm25.values,
+            "dense": signals.dense.values,
+            "bm25_sentence": best(signals.bm25_sentence.values),
+            "dense_sentence": best(signals.dense_sentence.values),
         }
 
     def fuse(self, signals: Signals, k: int) -> list[Hit]:

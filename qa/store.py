@@ -5,12 +5,13 @@ Layout of an index folder (``vectors/`` by default)::
     CURRENT            names the live generation, e.g. "gen-000003"; replaced atomically
     gen-000003/        one complete, self-checking index
         manifest.json  model, chunking settings, corpus files and hashes, build time, data checksums
-        docs.jsonl     each document's text, title, date and content spans
+        docs.jsonl     each document's text, title, date and content spans, a JSON line each
+        docs.offsets.npy  where each line starts: documents are read one at a time, when used
         spans.npz      sentence and passage offsets (plain arrays, loaded with allow_pickle=False)
         passages.npy   passage vectors, float32, memory-mapped on load
         sentences.npy  sentence vectors
         passages.faiss FAISS index over passages.npy
-        bm25-*.npz     inverted indexes for passages and sentences, with *.vocab.json
+        lexical-passages/, lexical-sentences/   BM25 over passages and sentences (tantivy, qa.lexical)
     lock               held (flock) by a running `qa index`; the kernel drops it if that process dies
 
 A new generation is written beside the live one, synced, and only then named in CURRENT, so a
@@ -24,7 +25,8 @@ import fcntl
 import json
 import os
 import shutil
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -34,12 +36,13 @@ from . import corpus as corpus_mod
 from . import documents as formats
 from .chunker import ChunkSettings, chunk
 from .errors import CorpusError, IndexBusy, IndexDamaged, IndexForeign, IndexMissing, IndexProblem
-from .lexical import BM25, tokenize
+from . import lexical
+from .lexical import tokenize
 from .types import Document, Passage, Sentence
 
-FORMAT = 2  # 2: int8 vectors, sentences pooled from their passage's pass ("vectors" in the manifest)
+FORMAT = 3  # 2: int8 vectors, sentences pooled from their passage's pass ("vectors" in the manifest); 3: tantivy
 CURRENT = "CURRENT"
-VERIFY_BYTES = 64 << 20  # files up to this size are checked by sha256 on load; larger ones by size
+VERIFY_BYTES = 64 << 20  # on load, the smallest files are checked by sha256 up to this much in all; the rest by size
 
 
 def _checkpoint(stage: str) -> None:
@@ -97,18 +100,69 @@ def locked(root: Path):
 # The loaded index
 
 
+class Documents(Sequence):
+    """The generation's documents, read one at a time from docs.jsonl when asked for.
+
+    Opening an index reads nothing per document: docs.offsets.npy says where each line starts,
+    the file is memory-mapped, and a document is parsed on first use (then kept, while fewer than
+    CACHED are). A question touches the few documents its passages are in.
+    """
+
+    CACHED = 4096
+
+    def __init__(self, path: Path, offsets: np.ndarray, root: Path):
+        import mmap
+
+        self._offsets, self._root = offsets, root
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if len(offsets) < 1 or int(offsets[-1]) != size or np.any(np.diff(offsets) <= 0):
+                raise ValueError("docs.offsets.npy does not match docs.jsonl")
+            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        self._cache: dict[int, Document] = {}
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> Document:
+        doc = self._cache.get(i)
+        if doc is None:
+            if not 0 <= i < len(self):
+                raise IndexError(i)
+            try:
+                doc = _document(json.loads(self._map[int(self._offsets[i]) : int(self._offsets[i + 1])]))
+            except (ValueError, KeyError, TypeError):
+                raise IndexDamaged(f"the index in {self._root}/ is damaged (docs.jsonl line {i + 1} cannot be read) "
+                                   "— run `qa index --rebuild`") from None
+            if len(self._cache) >= self.CACHED:
+                self._cache.clear()
+            self._cache[i] = doc
+        return doc
+
+    def __iter__(self):  # Sequence's own stops at IndexError; this one is direct
+        return (self[i] for i in range(len(self)))
+
+
+def _document(d: dict) -> Document:
+    return Document(
+        path=d["path"], text=d["text"], sha256=d["sha256"], title=d.get("title"), date=d.get("date"),
+        place=d.get("place"), blocks=tuple(map(tuple, d["blocks"])), headings=tuple(map(tuple, d["headings"])),
+        author=d.get("author"), pages=tuple(d.get("pages") or ()),
+    )
+
+
 @dataclass
 class Index:
     """A loaded, verified index generation."""
 
     root: Path
     manifest: dict
-    documents: list[Document]
+    documents: "Documents | list[Document]"
     spans: dict[str, np.ndarray]
     passage_vectors: np.ndarray
     sentence_vectors: np.ndarray
-    bm25_passages: BM25
-    bm25_sentences: BM25
+    lexical_passages: lexical.Lexical
+    lexical_sentences: lexical.Lexical
     _faiss: object = field(default=None, repr=False)
 
     @property
@@ -204,25 +258,19 @@ def load(root: Path, verify: bool = True) -> Index:
     part = "manifest.json"  # the file being read, for the message when it fails
     try:
         if verify:
-            for name, expect in manifest["data"].items():
+            budget = VERIFY_BYTES  # opening must not cost more as the corpus grows: hash this much at most
+            for name, expect in sorted(manifest["data"].items(), key=lambda item: (item[1]["bytes"], item[0])):
                 part = name
                 path = gen / name
                 if not path.exists():
                     raise IndexDamaged(f"{damaged} ({name} is missing) — run `qa index --rebuild`")
                 if path.stat().st_size != expect["bytes"]:
                     raise IndexDamaged(f"{damaged} ({name} is {path.stat().st_size:,} bytes, expected {expect['bytes']:,}) — run `qa index --rebuild`")
-                if expect["bytes"] <= VERIFY_BYTES and corpus_mod.file_digest(path) != expect["sha256"]:
+                budget -= expect["bytes"]
+                if budget >= 0 and corpus_mod.file_digest(path) != expect["sha256"]:
                     raise IndexDamaged(f"{damaged} ({name} fails its checksum) — run `qa index --rebuild`")
-        documents = []
         part = "docs.jsonl"
-        with open(gen / part, encoding="utf-8") as handle:
-            for line in handle:
-                d = json.loads(line)
-                documents.append(Document(
-                    path=d["path"], text=d["text"], sha256=d["sha256"], title=d.get("title"), date=d.get("date"),
-                    place=d.get("place"), blocks=tuple(map(tuple, d["blocks"])), headings=tuple(map(tuple, d["headings"])),
-                    author=d.get("author"), pages=tuple(d.get("pages") or ()),
-                ))
+        documents = Documents(gen / part, np.load(gen / "docs.offsets.npy", allow_pickle=False), root)
         part = "spans.npz"
         with np.load(gen / part, allow_pickle=False) as data:
             spans = {k: data[k] for k in data.files}
@@ -230,11 +278,12 @@ def load(root: Path, verify: bool = True) -> Index:
         passage_vectors = np.load(gen / part, mmap_mode="r", allow_pickle=False)
         part = "sentences.npy"
         sentence_vectors = np.load(gen / part, mmap_mode="r", allow_pickle=False)
-        part = "the BM25 files"
+        part = "the lexical index"
         index = Index(
             root=root, manifest=manifest, documents=documents, spans=spans,
             passage_vectors=passage_vectors, sentence_vectors=sentence_vectors,
-            bm25_passages=BM25.load(gen / "bm25-passages"), bm25_sentences=BM25.load(gen / "bm25-sentences"),
+            lexical_passages=lexical.Lexical(gen / "lexical-passages"),
+            lexical_sentences=lexical.Lexical(gen / "lexical-sentences"),
         )
         import faiss
 
@@ -251,8 +300,8 @@ def load(root: Path, verify: bool = True) -> Index:
     counts = manifest["counts"]
     consistent = (
         len(documents) == counts["documents"]
-        and index.n_passages == counts["passages"] == len(passage_vectors) == index.bm25_passages.size
-        and index.n_sentences == counts["sentences"] == len(sentence_vectors) == index.bm25_sentences.size
+        and index.n_passages == counts["passages"] == len(passage_vectors) == index.lexical_passages.size
+        and index.n_sentences == counts["sentences"] == len(sentence_vectors) == index.lexical_sentences.size
         and index._faiss.ntotal == counts["passages"]
         and manifest["generation"] == gen.name
     )
@@ -568,7 +617,8 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
 
-    with open(tmp / "docs.jsonl", "w", encoding="utf-8") as handle:
+    offsets = [0]  # where each document's line starts in docs.jsonl, then its end
+    with open(tmp / "docs.jsonl", "wb") as handle:
         for d in documents:
             record = {
                 "path": d.path, "sha256": d.sha256, "title": d.title, "date": d.date, "place": d.place,
@@ -578,7 +628,10 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
                 record["author"] = d.author
             if d.pages:
                 record["pages"] = d.pages
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+            handle.write(line)
+            offsets.append(offsets[-1] + len(line))
+    np.save(tmp / "docs.offsets.npy", np.array(offsets, dtype=np.int64))
     spans = {
         "sent_doc": np.array([s.doc for s in sentences], dtype=np.int32),
         "sent_start": np.array([s.start for s in sentences], dtype=np.int64),
@@ -595,19 +648,20 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
     np.save(tmp / "sentences.npy", s_vec)
     kind = faiss_kind or choose_faiss(len(passages) + len(sentences))
     faiss.write_index(_faiss_index(p_vec, kind), str(tmp / "passages.faiss"))
-    BM25.build([tokenize(embedding_text(documents[p.doc], p.start, p.end)) for p in passages]).save(tmp / "bm25-passages")
-    sentence_texts = [documents[s.doc].text[s.start : s.end] for s in sentences]
-    BM25.build([tokenize(t) for t in sentence_texts]).save(tmp / "bm25-sentences")
+    lexical.build(tmp / "lexical-passages", (tokenize(embedding_text(documents[p.doc], p.start, p.end)) for p in passages))
+    lexical.build(tmp / "lexical-sentences", (tokenize(documents[s.doc].text[s.start : s.end]) for s in sentences))
 
     stamps = _stamps(corpus_root)
     # A document's sha256 is of its source file: for .txt and .md, of its strictly decoded UTF-8
     # text, whose bytes are the file's (no second read); extracted formats hashed the file itself.
     files = {d.path: {"sha256": d.sha256, "stat": stamps.get(d.path)} for d in documents}
     data = {}
-    for path in sorted(tmp.iterdir()):
+    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-        data[path.name] = {"bytes": path.stat().st_size, "sha256": corpus_mod.file_digest(path)}
+        data[path.relative_to(tmp).as_posix()] = {"bytes": path.stat().st_size, "sha256": corpus_mod.file_digest(path)}
+    for folder in [p for p in tmp.rglob("*") if p.is_dir()]:
+        _fsync_dir(folder)
     manifest = {
         "format": FORMAT,
         "generation": name,

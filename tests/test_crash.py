@@ -291,14 +291,15 @@ def _writer(content: bytes):
     return lambda path: path.write_bytes(content)
 
 
-GEN_FILES = [
-    "docs.jsonl", "spans.npz", "passages.npy", "sentences.npy", "passages.faiss", "manifest.json",
-    "bm25-passages.npz", "bm25-passages.vocab.json", "bm25-sentences.npz", "bm25-sentences.vocab.json",
-]
+GEN_FILES = ["docs.jsonl", "docs.offsets.npy", "spans.npz", "passages.npy", "sentences.npy", "passages.faiss", "manifest.json"]
+GEN_FOLDERS = ["lexical-passages", "lexical-sentences"]  # tantivy's: meta.json and segment files
 DAMAGE = (
     [(name, "truncated", _truncate) for name in GEN_FILES]
     + [(name, "corrupted", _corrupt) for name in ("docs.jsonl", "passages.faiss", "manifest.json")]
+    + [(f"{folder}/{name}", how, damage) for folder in GEN_FOLDERS for name in ("meta.json", "*.idx", "*.term")
+       for how, damage in (("truncated", _truncate), ("corrupted", _corrupt))]
     + [
+        ("lexical-sentences/*.fast", "deleted", Path.unlink),
         ("passages.npy", "deleted", Path.unlink),
         ("manifest.json", "deleted", Path.unlink),
         ("manifest.json", "not a JSON object", _writer(b"[]")),
@@ -316,13 +317,15 @@ def test_damaged_index_files_are_reported_and_rebuild_repairs_them(workdir, tmp_
     root, corpus = workdir / "vectors", workdir / "seeds"
     assert run_qa("index", cwd=workdir).returncode == 0
     gen = store.current_generation(root)
-    assert sorted(GEN_FILES) == sorted(p.name for p in gen.iterdir())
+    assert sorted(GEN_FILES + GEN_FOLDERS) == sorted(p.name for p in gen.iterdir())
     expected = answers(root, corpus)
     backup = tmp_path / "backup"
     shutil.copytree(root, backup)
     problems = []
     for name, how, damage in DAMAGE:
         target = root / name if name == "CURRENT" else root / gen.name / name
+        if "*" in name:  # a tantivy segment's file, named by its segment's id
+            (target,) = target.parent.glob(target.name)
         damage(target)
         done = run_qa("ask", SAMPLE_QUESTION, cwd=workdir)
         lines = done.stderr.strip().splitlines()

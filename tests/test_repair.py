@@ -23,9 +23,18 @@ from conftest import SEEDS, run_qa
 QUESTION = "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?"
 MINILM = "all-MiniLM-L6-v2"
 GEN_FILES = [
-    "docs.jsonl", "spans.npz", "passages.npy", "sentences.npy", "passages.faiss", "manifest.json",
-    "bm25-passages.npz", "bm25-passages.vocab.json", "bm25-sentences.npz", "bm25-sentences.vocab.json",
+    "docs.jsonl", "docs.offsets.npy", "spans.npz", "passages.npy", "sentences.npy", "passages.faiss", "manifest.json",
+    # tantivy's: its list of segments, and files of the one segment a small index has
+    "lexical-passages/meta.json", "lexical-passages/*.term", "lexical-sentences/meta.json", "lexical-sentences/*.idx",
 ]
+
+
+def part(gen: Path, name: str) -> Path:
+    """A file of the generation; a tantivy segment's is found by its extension."""
+    if "*" not in name:
+        return gen / name
+    (path,) = (gen / name).parent.glob(Path(name).name)
+    return path
 # A Python exception class name, as it must never appear in a message for people.
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b|Traceback")
 
@@ -187,15 +196,16 @@ def test_each_generation_file_damaged_cut_or_deleted_is_refused_and_reported(pro
     root = project / "vectors"
     gen = store.current_generation(root)
     problems = []
+    target = part(gen, name)
     for how, damage in DAMAGE.items():
-        original = (gen / name).read_bytes()
-        damage(gen / name)
+        original = target.read_bytes()
+        damage(target)
         for command in (("ask", QUESTION), ("status",)):
             done = run_qa(*command, cwd=project)
             why = one_line_with_the_fix(done)
             if done.returncode != ExitStatus.INDEX or why:
                 problems.append(f"{name} {how}, qa {command[0]}: rc {done.returncode}; {why}")
-        (gen / name).write_bytes(original)
+        target.write_bytes(original)
     assert not problems, "\n".join(problems)
 
 
@@ -203,7 +213,7 @@ def test_each_generation_file_damaged_cut_or_deleted_is_refused_and_reported(pro
 def test_rebuild_repairs_each_generation_file(project, name):
     root = project / "vectors"
     gen = store.current_generation(root)
-    truncate(gen / name) if name != "passages.npy" else delete(gen / name)
+    truncate(part(gen, name)) if name != "passages.npy" else delete(part(gen, name))
     repaired = run_qa("index", "--rebuild", cwd=project)
     assert repaired.returncode == 0, repaired.stderr
     done = run_qa("status", cwd=project)

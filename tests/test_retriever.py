@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
+from qa import retriever as retriever_mod
 from qa import store
 from qa.answerer import Answerer
 from qa.embedder import Hashing
+from qa.lexical import tokenize
 from qa.retriever import Retriever, Weights
 
 from conftest import SEEDS, own_questions
@@ -41,4 +43,22 @@ def test_single_signal_weights_rank_by_that_signal(indexes):
     bm25_only = Retriever(flat, Hashing(), Weights(1, 0, 0, 0))
     signals = bm25_only.signals_batch(["Who is the UN special envoy for Syria?"])[0]
     hits = bm25_only.fuse(signals, 5)
-    assert [h.passage for h in hits] == list(np.argsort(-signals.bm25, kind="stable")[:5])
+    assert [h.passage for h in hits] == list(signals.pool[np.argsort(-signals.bm25.values, kind="stable")[:5]])
+
+
+def test_sentences_are_scored_only_for_candidate_passages(indexes, monkeypatch):
+    flat, _ = indexes
+    monkeypatch.setattr(retriever_mod, "CANDIDATES", 3)
+    question = "Who is the UN special envoy for Syria?"
+    signals = Retriever(flat, Hashing()).signals_batch([question])[0]
+    assert 3 <= len(signals.pool) <= 6 < flat.n_passages  # BM25's top 3 and the dense top 3
+    own = {s for p in signals.pool for s in range(flat.passage(p).first_sentence, flat.passage(p).last_sentence)}
+    before = {flat.passage(p).first_sentence - 1 for p in signals.pool} - {-1}  # the rule reader looks back one
+    assert set(signals.bm25_sentence.rows.tolist()) == own | before == set(signals.dense_sentence.rows.tolist())
+    # Each sentence's BM25 is its score among all sentences, not among the candidates' alone.
+    rows, scores = flat.lexical_sentences.top(tokenize(question), flat.n_sentences)
+    everywhere = dict(zip(rows.tolist(), scores.tolist()))
+    for s in own | before:
+        assert signals.bm25_sentence[s] == pytest.approx(everywhere.get(s, 0.0))
+    with pytest.raises(KeyError):
+        signals.bm25_sentence[max(set(range(flat.n_sentences)) - own - before)]

@@ -110,3 +110,44 @@ def test_second_writer_is_refused(tmp_path):
         with pytest.raises(IndexBusy, match="being updated"):
             store.build(SEEDS, root, Hashing())
     store.build(SEEDS, root, Hashing())  # released: works again
+
+
+def test_documents_are_read_when_used_not_when_the_index_opens(tmp_path):
+    store.build(SEEDS, tmp_path / "v", Hashing())
+    index = store.load(tmp_path / "v")
+    documents = index.documents
+    assert len(documents) == len(list(SEEDS.glob("*.txt"))) and not documents._cache  # nothing parsed yet
+    last = documents[len(documents) - 1]
+    assert last.text == (SEEDS / last.path).read_text(encoding="utf-8") and list(documents._cache) == [len(documents) - 1]
+    with pytest.raises(IndexError):
+        documents[len(documents)]
+
+
+def test_a_damaged_document_line_is_reported_when_read(tmp_path):
+    store.build(SEEDS, tmp_path / "v", Hashing())
+    gen = store.current_generation(tmp_path / "v")
+    offsets = np.load(gen / "docs.offsets.npy")
+    data = bytearray((gen / "docs.jsonl").read_bytes())
+    data[offsets[1]] = ord("#")  # the second line no longer parses; the file keeps its size
+    (gen / "docs.jsonl").write_bytes(bytes(data))
+    with pytest.raises(IndexDamaged, match="fails its checksum"):
+        store.load(tmp_path / "v")  # a small index is checked whole on open
+    index = store.load(tmp_path / "v", verify=False)
+    assert index.documents[0].path and index.documents[2].path
+    with pytest.raises(IndexDamaged, match=r"docs.jsonl line 2 cannot be read.*qa index --rebuild"):
+        index.documents[1]
+
+
+def test_opening_checks_the_smallest_files_by_checksum_within_a_budget(tmp_path, monkeypatch):
+    store.build(SEEDS, tmp_path / "v", Hashing())
+    gen = store.current_generation(tmp_path / "v")
+    sizes = {p.name: p.stat().st_size for p in gen.iterdir() if p.is_file()}
+    biggest = max(sizes, key=sizes.get)
+    data = bytearray((gen / biggest).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (gen / biggest).write_bytes(bytes(data))
+    with pytest.raises(IndexDamaged, match="fails its checksum"):
+        store.load(tmp_path / "v")
+    total = sum(e["bytes"] for e in json.loads((gen / "manifest.json").read_text())["data"].values())
+    monkeypatch.setattr(store, "VERIFY_BYTES", total - sizes[biggest])  # all but the biggest file fit the budget
+    assert store.load(tmp_path / "v").n_passages  # sizes still match: the biggest is not hashed

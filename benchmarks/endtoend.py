@@ -1,0 +1,319 @@
+#!/usr/bin/env python
+"""qa end to end at 100k and 1M passages: build, open, ask, add one article, dense recall.
+
+    .venv/bin/python benchmarks/endtoend.py --passages 100000
+    .venv/bin/python benchmarks/endtoend.py --passages 1000000 --keep   # keep benchmarks/out/e2e-*/
+
+The corpus is real text recombined: sentences of SQuAD v1.1 *train* contexts, shuffled with a
+fixed seed and dealt into news-length articles (a title line, then 24-36 sentences, about six
+passages each), one .txt file each. Everything runs for real on the full size (reading the
+corpus, chunking, the lexical index, FAISS, the store, the question path and the reader) except
+the encoder: the vectors are the feature-hashing embedder's (qa.embedder.Hashing, 512
+dimensions, a bag of words and word pairs), because MiniLM would take days here. Its vectors are
+text-derived, so nearby texts have nearby vectors and FAISS's approximate search is tested on
+structured data, not on noise; they are wider than MiniLM's 384, so vectors cost a third more
+here than they would.
+
+What it prints, each against issue 11's target:
+- build of everything but the encoder (time spent embedding is measured and taken out), and
+  the build's peak resident memory;
+- `qa ask` cold (a new process, as a user runs it; the median of --cold runs);
+- warm, in one process: retrieval (everything before the reader) p50 / p95 a question, and
+  what the reader adds, beside the same on a small corpus of the same text (--small passages:
+  its first articles), since the reader's time depends on how long passages are, not on how
+  many there are;
+- resident memory after open and one question: private (heap) and file-backed (mapped pages);
+- adding one article: `qa index` after one new file, and whether the index then answers
+  exactly as a fresh build of the same corpus does on --sample questions;
+- recall@10 of the dense search (FAISS as qa built it) against exact search.
+
+Questions: SQuAD train questions (timing only; no figure here measures answer quality).
+Every step is a child process, so memory and cold start are each measured alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _machine import summary
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out"
+SQUAD_TRAIN = ROOT.parent / "shared" / "data" / "squad" / "train-v1.1.json"
+QA = ROOT / ".venv" / "bin" / "qa"
+MODEL = "hashing-512"
+TARGETS = {"build_min": 30, "peak_gb": 8, "cold_s": 2, "p50_ms": 50, "p95_ms": 150, "rss_gb": 2, "add_s": 10,
+           "recall": 0.95}
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The corpus
+
+
+def squad_sentences() -> tuple[list[str], list[str]]:
+    data = json.loads(SQUAD_TRAIN.read_text(encoding="utf-8"))["data"]
+    sentences = [s.strip() for a in data for p in a["paragraphs"] for s in re.split(r"(?<=[.!?])\s+", p["context"])
+                 if len(s.strip()) > 20]
+    questions = [q["question"] for a in data for p in a["paragraphs"] for q in p["qas"]]
+    return sentences, questions
+
+
+def write_corpus(folder: Path, passages: int, seed: int = 0) -> int:
+    """Articles until their passages reach the target (about six each); returns how many."""
+    from qa.chunker import ChunkSettings
+
+    sentences, _ = squad_sentences()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(sentences))
+    words_per_passage = ChunkSettings().max_words
+    folder.mkdir(parents=True)
+    made, at, article = 0, 0, 0
+    while made < passages:
+        n = int(rng.integers(24, 37))
+        picks = [sentences[order[(at + i) % len(order)]] for i in range(n)]
+        at += n
+        title = " ".join(picks[0].split()[:8]).rstrip(",.;:")
+        body = []
+        for i in range(0, n, 4):  # paragraphs of four sentences
+            body.append(" ".join(picks[i : i + 4]))
+        path = folder / f"{article // 1000:04d}" / f"{article:07d}.txt"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(title + "\n\n" + "\n\n".join(body) + "\n", encoding="utf-8")
+        made += max(1, round(sum(len(s.split()) for s in picks) / (0.85 * words_per_passage)))
+        article += 1
+    return article
+
+
+def extra_article(folder: Path) -> Path:
+    """One more article, written after the index was built."""
+    sentences, _ = squad_sentences()
+    rng = np.random.default_rng(99)
+    picks = [sentences[i] for i in rng.choice(len(sentences), 30, replace=False)]
+    path = folder / "added" / "one-more-article.txt"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("An article added later\n\n" + "\n\n".join(" ".join(picks[i : i + 4]) for i in range(0, 30, 4)) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Child processes: each measures one thing in a fresh interpreter
+
+
+def child_build(corpus: str, index: str) -> dict:
+    """qa index, with the time spent embedding measured apart."""
+    sys.path.insert(0, str(ROOT))
+    from qa.api import build_index
+
+    spans = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        spans.setdefault(stage, [now, now])[1] = now
+
+    started = time.perf_counter()
+    report = build_index(Path(corpus), Path(index), MODEL, progress=progress)
+    total = time.perf_counter() - started
+    embedding = spans.get("embedding", [0, 0])
+    return {"total_s": total, "embedding_s": embedding[1] - embedding[0], "passages": report.passages,
+            "sentences": report.sentences, "embedded": report.embedded_passages + report.embedded_sentences,
+            "peak_rss_gb": peak_gb()}
+
+
+def child_warm(corpus: str, index: str, questions: list[str]) -> dict:
+    """Open, answer, and time retrieval and reading apart, one question at a time."""
+    sys.path.insert(0, str(ROOT))
+    from qa import store
+    from qa.answerer import clean_question
+    from qa.api import open_answerer
+
+    started = time.perf_counter()
+    answerer = open_answerer(Path(corpus), Path(index), MODEL)
+    answerer.ask(questions[0])
+    opened = time.perf_counter() - started
+    rss = resident()
+    retrieval, reading, answers = [], [], []
+    for q in questions[1:]:
+        cleaned = [clean_question(q)]
+        t0 = time.perf_counter()
+        signals = answerer.retriever.signals_batch(cleaned)
+        answerer.retriever.fuse(signals[0], answerer.passages)  # what _answer does first
+        t1 = time.perf_counter()
+        result = answerer.answer_signals(cleaned, signals)[0]
+        t2 = time.perf_counter()
+        retrieval.append(1000 * (t1 - t0))
+        reading.append(1000 * (t2 - t1))  # answer_signals fuses again (~0.1 ms), counted as reading
+        answers.append(result.to_json())
+    assert isinstance(answerer.index, store.Index)
+    return {"open_s": opened, "rss": rss, "retrieval_ms": retrieval, "reading_ms": reading, "answers": answers}
+
+
+def child_recall(index: str, questions: list[str]) -> dict:
+    """recall@10 of qa's FAISS index against exact search over the same vectors."""
+    sys.path.insert(0, str(ROOT))
+    import faiss
+
+    from qa import embedder, store
+
+    idx = store.load(Path(index), verify=False)
+    queries = embedder.get(MODEL).embed_batch(questions)
+    _, approx = idx.search_passages(queries, 10)
+    exact = faiss.IndexFlatIP(idx.passage_vectors.shape[1])
+    for start in range(0, idx.n_passages, 200_000):  # in slices: the vectors are memory-mapped
+        exact.add(np.ascontiguousarray(idx.passage_vectors[start : start + 200_000], dtype=np.float32))
+    _, truth = exact.search(queries, 10)
+    hits = [len(set(a) & set(t)) / 10 for a, t in zip(approx.tolist(), truth.tolist())]
+    return {"recall@10": float(np.mean(hits)), "faiss": idx.manifest["faiss"], "questions": len(questions)}
+
+
+def peak_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def resident() -> dict:
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            fields[key] = int(value.split()[0]) / 2**20  # kB to GB
+    return fields
+
+
+def in_child(name: str, *args) -> dict:
+    """Run child_<name>(*args) in a fresh interpreter; returns what it returned."""
+    out = OUT / f"e2e-child-{os.getpid()}.json"
+    code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import endtoend; "
+            f"json.dump(endtoend.child_{name}(*json.load(open({str(out)!r} + '.in'))), open({str(out)!r}, 'w'))")
+    Path(str(out) + ".in").write_text(json.dumps(args))
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = json.loads(out.read_text())
+    out.unlink()
+    Path(str(out) + ".in").unlink()
+    return result
+
+
+def cold_ask(corpus: Path, index: Path, question: str, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run([str(QA), "ask", question, "--corpus", str(corpus), "--index", str(index), "--model", MODEL],
+                              capture_output=True, text=True)
+        times.append(time.perf_counter() - started)
+        if done.returncode not in (0, 1):
+            raise SystemExit(f"qa ask failed ({done.returncode}): {done.stderr.strip()}")
+    return times
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--passages", type=int, default=100_000)
+    ap.add_argument("--questions", type=int, default=300, help="questions timed warm")
+    ap.add_argument("--sample", type=int, default=100, help="questions compared after the one-article update")
+    ap.add_argument("--cold", type=int, default=3, help="cold `qa ask` runs (median printed)")
+    ap.add_argument("--small", type=int, default=2000, help="passages of the small corpus the reader is compared on")
+    ap.add_argument("--keep", action="store_true", help="keep the corpus and index for another run")
+    args = ap.parse_args()
+
+    work = OUT / f"e2e-{args.passages}"
+    corpus, index = work / "corpus", work / "index"
+    if not (args.keep and corpus.exists()):
+        shutil.rmtree(work, ignore_errors=True)
+        say(f"writing the corpus: about {args.passages:,} passages")
+        articles = write_corpus(corpus, args.passages)
+        say(f"{articles:,} articles in {corpus}")
+    _, questions = squad_sentences()
+    rng = np.random.default_rng(1)
+    questions = [questions[i] for i in rng.choice(len(questions), args.questions + 1, replace=False)]
+
+    rows = [f"machine: {summary()}"]
+    if not (args.keep and (index / "CURRENT").exists()):
+        say("building the index")
+        build = in_child("build", str(corpus), str(index))
+    else:
+        build = None
+    warm = in_child("warm", str(corpus), str(index), questions)
+    cold = cold_ask(corpus, index, questions[1], args.cold)
+    say(f"{args.small:,} passages of the same text, the same way")
+    small = OUT / f"e2e-{args.small}"
+    shutil.rmtree(small, ignore_errors=True)
+    write_corpus(small / "corpus", args.small)
+    in_child("build", str(small / "corpus"), str(small / "index"))
+    reference = in_child("warm", str(small / "corpus"), str(small / "index"), questions)
+    shutil.rmtree(small, ignore_errors=True)
+    recall = in_child("recall", str(index), questions[1:201])
+
+    say("adding one article")
+    added = extra_article(corpus)
+    update = in_child("build", str(corpus), str(index))
+    after = in_child("warm", str(corpus), str(index), questions[: args.sample + 1])
+    say("a fresh build of the same corpus, to compare answers")
+    fresh_index = work / "fresh"
+    shutil.rmtree(fresh_index, ignore_errors=True)
+    in_child("build", str(corpus), str(fresh_index))
+    fresh = in_child("warm", str(corpus), str(fresh_index), questions[: args.sample + 1])
+    same = sum(a == b for a, b in zip(after["answers"], fresh["answers"]))
+    added.unlink()
+    added.parent.rmdir()
+    if not args.keep:
+        shutil.rmtree(fresh_index, ignore_errors=True)
+
+    passages = (build or update)["passages"]
+    rows.append(f"corpus: {passages:,} passages, {(build or update)['sentences']:,} sentences of recombined SQuAD train "
+                f"text; vectors: {MODEL} (synthesised, not MiniLM)")
+    t = TARGETS
+
+    def line(what: str, value: str, target: str, met: bool | None) -> None:
+        rows.append(f"  {what:<52}{value:>22}   target {target:<12}{'' if met is None else 'met' if met else 'NOT met'}")
+
+    if build:
+        rest = (build["total_s"] - build["embedding_s"]) / 60
+        line("build, all but the encoder (min)", f"{rest:.1f} (+{build['embedding_s'] / 60:.1f} embedding)",
+             f"<= {t['build_min']}", rest <= t["build_min"])
+        line("build peak resident memory (GB)", f"{build['peak_rss_gb']:.2f}", f"<= {t['peak_gb']}", build["peak_rss_gb"] <= t["peak_gb"])
+    cold_s = statistics.median(cold)
+    line("qa ask cold, a new process (s, median)", f"{cold_s:.2f} ({', '.join(f'{x:.2f}' for x in cold)})",
+         f"<= {t['cold_s']}", cold_s <= t["cold_s"])
+    line("open + first answer, in process (s)", f"{warm['open_s']:.2f}", "", None)
+    p50, p95 = pct(warm["retrieval_ms"], 50), pct(warm["retrieval_ms"], 95)
+    line("retrieval warm p50 / p95 (ms)", f"{p50:.1f} / {p95:.1f}", f"<= {t['p50_ms']} / {t['p95_ms']}",
+         p50 <= t["p50_ms"] and p95 <= t["p95_ms"])
+    line(f"  at {args.small:,} passages (ms)", f"{pct(reference['retrieval_ms'], 50):.1f} / {pct(reference['retrieval_ms'], 95):.1f}",
+         "", None)
+    r_big, r_small = pct(warm["reading_ms"], 50), pct(reference["reading_ms"], 50)
+    line(f"reader p50 here / at {args.small:,} passages (ms)", f"{r_big:.1f} / {r_small:.1f}", "no more (+10%)",
+         r_big <= 1.1 * r_small)
+    rss = warm["rss"]
+    line("resident after open: heap / mapped (GB)", f"{rss.get('RssAnon', 0):.2f} / {rss.get('RssFile', 0):.2f}",
+         f"heap <= {t['rss_gb']}", rss.get("RssAnon", 0) <= t["rss_gb"])
+    line("add one article: qa index (s)", f"{update['total_s']:.1f} ({update['embedded']} texts embedded)",
+         f"<= {t['add_s']}", update["total_s"] <= t["add_s"])
+    line("  answers equal to a fresh build's", f"{same}/{len(after['answers'])}", "all", same == len(after["answers"]))
+    line("dense recall@10 vs exact search", f"{recall['recall@10']:.3f} ({recall['faiss']})", f">= {t['recall']}",
+         recall["recall@10"] >= t["recall"])
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""qa.lexical: BM25 on tantivy, over texts written for these tests."""
+import math
+
+import numpy as np
+import pytest
+
+from qa import lexical
+from qa.lexical import tokenize
+
+TEXTS = [
+    "The striker scored twice as the home side won the cup final in extra time.",
+    "Shares of the chip maker fell after quarterly revenue missed forecasts.",
+    "The telescope photographed a comet passing close to Jupiter's largest moon.",
+    "Revenue at the airline rose as fuel costs fell and more travellers booked flights.",
+    "The goalkeeper saved a penalty, but the striker's late header won the match.",
+    "Astronomers said the comet's tail stretched for millions of kilometres.",
+]
+
+
+@pytest.fixture
+def index(tmp_path):
+    lexical.build(tmp_path / "lex", map(tokenize, TEXTS))
+    return tmp_path / "lex"
+
+
+def test_tokenize_stems_and_drops_stopwords():
+    assert tokenize("The strikers were scoring goals") == ["striker", "score", "goal"]
+    assert tokenize("it is what it is") == []
+
+
+def test_top_ranks_the_matching_texts_and_leaves_the_rest_out(index):
+    rows, scores = lexical.Lexical(index).top(tokenize("Which striker won the final?"), 10)
+    assert set(rows) == {0, 4}  # nothing else says striker, won or final
+    assert rows[0] == 0 and scores[0] > scores[1] > 0  # three words matched beat two
+
+
+def test_scores_of_chosen_rows_are_their_scores_among_all(index):
+    lex = lexical.Lexical(index)
+    question = tokenize("Did revenue fall at the chip maker or the airline?")
+    rows, scores = lex.top(question, 10)
+    everything = dict(zip(rows.tolist(), scores.tolist()))
+    some, some_scores = lex.scores_of(question, [3, 2, 1])
+    assert sorted(some.tolist()) == [1, 3]  # row 2 matches no word: not returned
+    for row, score in zip(some.tolist(), some_scores.tolist()):
+        assert score == pytest.approx(everything[row])  # the row filter adds nothing to the score
+
+
+def test_a_question_of_stopwords_or_unknown_words_finds_nothing(index):
+    lex = lexical.Lexical(index)
+    for question in ("what is it?", "zyzzyva quux"):
+        rows, scores = lex.top(tokenize(question), 5)
+        assert len(rows) == 0 and len(scores) == 0
+        assert len(lex.scores_of(tokenize(question), [0, 1])[0]) == 0
+
+
+def test_idf_is_higher_for_rarer_words_and_never_negative(index):
+    lex = lexical.Lexical(index)
+    assert lex.size == len(TEXTS)
+    comet, fell, unknown = lex.idf("comet"), lex.idf("fell"), lex.idf("zyzzyva")
+    assert lex.idf("telescop") > comet > 0  # one text, two texts
+    assert fell == pytest.approx(comet)  # both in two texts
+    assert unknown == pytest.approx(math.log1p((len(TEXTS) - 1 + 0.5) / 1.5))
+
+
+def test_added_rows_are_found_under_their_numbers(index):
+    lexical.add(index, [tokenize("A cyclist won the mountain stage of the race.")], len(TEXTS))
+    lex = lexical.Lexical(index)
+    assert lex.size == len(TEXTS) + 1
+    rows, _ = lex.top(tokenize("cyclist mountain stage"), 3)
+    assert rows.tolist() == [len(TEXTS)]
+    rows, _ = lex.top(tokenize("striker won"), 10)
+    assert set(rows.tolist()) == {0, 4, len(TEXTS)}
+    assert np.issubdtype(rows.dtype, np.integer)
