@@ -409,9 +409,7 @@ def build(
         else:
             report.added = [d.path for d in documents]
 
-        dim = embedder.dim
-        p_vec = np.zeros((len(passages), dim), dtype=np.float32)
-        s_vec = np.zeros((len(sentences), dim), dtype=np.float32)
+        reused: list[tuple[int, int, int, int, int]] = []  # (document, new passage row, old one, new sentence row, old one)
         todo_p, todo_s = [], []
         by_doc_p = _ranges([p.doc for p in passages], len(documents))
         by_doc_s = _ranges([s.doc for s in sentences], len(documents))
@@ -424,8 +422,7 @@ def build(
             # Same source and same text: a web page, PDF or Word file extracted anew can differ.
             if (j is not None and old.documents[j].text == d.text
                     and old_p[j][1] - old_p[j][0] == p1 - p0 and old_s[j][1] - old_s[j][0] == s1 - s0):
-                p_vec[p0:p1] = old.passage_vectors[old_p[j][0] : old_p[j][1]]
-                s_vec[s0:s1] = old.sentence_vectors[old_s[j][0] : old_s[j][1]]
+                reused.append((i, p0, old_p[j][0], s0, old_s[j][0]))
             else:
                 todo_p += range(p0, p1)
                 todo_s += range(s0, s1)
@@ -437,9 +434,17 @@ def build(
                 return report
             # Same content, new timestamps (a touch, a fresh checkout): record the new stamps, embed nothing.
 
-        texts = [embedding_text(documents[passages[i].doc], passages[i].start, passages[i].end) for i in todo_p]
-        if method == "separate":
-            texts += [documents[sentences[i].doc].text[sentences[i].start : sentences[i].end] for i in todo_s]
+        # The vectors go straight into the new generation's files, memory-mapped: a million
+        # passages' vectors never sit in memory at once, nor twice.
+        previous = old.manifest["generation"] if old is not None else _latest_generation(root)
+        tmp = _new_generation_folder(root, previous)
+        p_vec = np.lib.format.open_memmap(tmp / "passages.npy", mode="w+", dtype=np.float32, shape=(len(passages), embedder.dim))
+        s_vec = np.lib.format.open_memmap(tmp / "sentences.npy", mode="w+", dtype=np.float32, shape=(len(sentences), embedder.dim))
+        for i, p0, q0, s0, t0 in reused:
+            (a, b), (c, e) = by_doc_p[i], by_doc_s[i]
+            p_vec[p0 : p0 + b - a] = old.passage_vectors[q0 : q0 + b - a]
+            s_vec[s0 : s0 + e - c] = old.sentence_vectors[t0 : t0 + e - c]
+        total = len(todo_p) + (len(todo_s) if method == "separate" else 0)
         done = 0
 
         def tick(n: int) -> None:
@@ -447,26 +452,33 @@ def build(
             done += n
             _checkpoint("during-embedding")
             if progress:
-                progress("embedding", done, len(texts))
+                progress("embedding", done, total)
 
         if progress:
-            progress("embedding", 0, len(texts))
+            progress("embedding", 0, total)
         _checkpoint("before-embedding")
-        if method == "pooled":
-            # Every sentence lies in one passage, and a changed document's passages and sentences
-            # are all re-embedded: todo_s is exactly the sentences of todo_p, in order.
-            parts = [_sentence_parts(passages[i], sentences, len(texts[n]) - (passages[i].end - passages[i].start))
-                     for n, i in enumerate(todo_p)]
-            p_vec[todo_p], s_vec[todo_s] = embedder.embed_with_parts(texts, parts, progress=tick)
-        else:
-            vectors = embedder.embed_batch(texts, progress=tick)
-            p_vec[todo_p] = vectors[: len(todo_p)]
-            s_vec[todo_s] = vectors[len(todo_p) :]
+        # Every sentence lies in one passage, and a changed document's passages and sentences are
+        # all embedded again: the sentences of a slice of todo_p are a slice of todo_s, in order.
+        first = 0
+        for lo in range(0, len(todo_p), EMBED_SLICE):
+            rows = todo_p[lo : lo + EMBED_SLICE]
+            sent_rows = todo_s[first : first + sum(passages[i].last_sentence - passages[i].first_sentence for i in rows)]
+            first += len(sent_rows)
+            texts = [embedding_text(documents[passages[i].doc], passages[i].start, passages[i].end) for i in rows]
+            if method == "pooled":
+                parts = [_sentence_parts(passages[i], sentences, len(texts[n]) - (passages[i].end - passages[i].start))
+                         for n, i in enumerate(rows)]
+                p_vec[rows], s_vec[sent_rows] = embedder.embed_with_parts(texts, parts, progress=tick)
+            else:
+                p_vec[rows] = embedder.embed_batch(texts, progress=tick)
+                s_vec[sent_rows] = embedder.embed_batch(
+                    [documents[sentences[k].doc].text[sentences[k].start : sentences[k].end] for k in sent_rows], progress=tick)
         _checkpoint("after-embedding")
+        p_vec.flush()
+        s_vec.flush()
         report.embedded_passages, report.embedded_sentences = len(todo_p), len(todo_s)
-        previous = old.manifest["generation"] if old is not None else _latest_generation(root)
         report.generation = _write_generation(
-            root, previous, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec, s_vec,
+            root, tmp, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec,
             faiss_kind, extraction,
         )
         return report
@@ -584,6 +596,7 @@ def choose_faiss(rows: int) -> str:
 
 
 ANN_THRESHOLD = 50_000
+EMBED_SLICE = 4096  # passages embedded per call: their vectors are written out before the next
 NPROBE = 32
 TRAIN_SAMPLE = 160_000  # k-means on a sample: 33-71 s for 4,000 lists at 1M vectors
 
@@ -592,6 +605,9 @@ def _faiss_index(vectors: np.ndarray, kind: str):
     import faiss
 
     n, dim = vectors.shape
+    # k-means differs with the thread count, and load() sets one thread for questions: an update
+    # after a load must train exactly as a fresh build does, or the two answer differently.
+    faiss.omp_set_num_threads(len(os.sched_getaffinity(0)))
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "ivf":
@@ -607,16 +623,19 @@ def _faiss_index(vectors: np.ndarray, kind: str):
     return index
 
 
-def _write_generation(root, previous, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec, s_vec,
+def _new_generation_folder(root: Path, previous: str) -> Path:
+    """The hidden folder the next generation is written in; it is renamed into place when whole."""
+    tmp = root / f".gen-{int(previous.split('-')[1]) + 1:06d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _write_generation(root, tmp, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec,
                       faiss_kind, extraction):
     import faiss
 
-    number = int(previous.split("-")[1]) + 1
-    name = f"gen-{number:06d}"
-    tmp = root / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-
+    name = tmp.name[1:].removesuffix(".tmp")
     offsets = [0]  # where each document's line starts in docs.jsonl, then its end
     with open(tmp / "docs.jsonl", "wb") as handle:
         for d in documents:
@@ -644,8 +663,6 @@ def _write_generation(root, previous, documents, skipped, corpus_root, embedder,
         "pass_last": np.array([p.last_sentence for p in passages], dtype=np.int32),
     }
     np.savez(tmp / "spans.npz", **spans)
-    np.save(tmp / "passages.npy", p_vec)
-    np.save(tmp / "sentences.npy", s_vec)
     kind = faiss_kind or choose_faiss(len(passages) + len(sentences))
     faiss.write_index(_faiss_index(p_vec, kind), str(tmp / "passages.faiss"))
     lexical.build(tmp / "lexical-passages", (tokenize(embedding_text(documents[p.doc], p.start, p.end)) for p in passages))

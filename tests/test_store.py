@@ -151,3 +151,39 @@ def test_opening_checks_the_smallest_files_by_checksum_within_a_budget(tmp_path,
     total = sum(e["bytes"] for e in json.loads((gen / "manifest.json").read_text())["data"].values())
     monkeypatch.setattr(store, "VERIFY_BYTES", total - sizes[biggest])  # all but the biggest file fit the budget
     assert store.load(tmp_path / "v").n_passages  # sizes still match: the biggest is not hashed
+
+
+class PartsEmbedder:
+    """Hashing vectors through embed_with_parts, the pooled path qa.onnx_encoder takes: a part's
+    vector is its own text's, so any slicing of the work must give the same vectors."""
+
+    def __init__(self):
+        self.inner = Hashing()
+        self.name, self.dim, self.precision = "hashing-512", self.inner.dim, "fp32"
+        self.calls = 0
+
+    def embed_batch(self, texts, progress=None):
+        return self.inner.embed_batch(texts, progress)
+
+    def embed_with_parts(self, texts, parts, progress=None):
+        self.calls += 1
+        pieces = [t[a:b] for t, spans in zip(texts, parts) for a, b in spans]
+        out = self.inner.embed_batch(list(texts)), self.inner.embed_batch(pieces)
+        if progress:
+            progress(len(texts))
+        return out
+
+
+@pytest.mark.parametrize("make", [Hashing, PartsEmbedder], ids=["separate", "pooled"])
+def test_vectors_embedded_in_slices_are_the_vectors_embedded_at_once(tmp_path, monkeypatch, make):
+    store.build(SEEDS, tmp_path / "whole", make())
+    monkeypatch.setattr(store, "EMBED_SLICE", 4)
+    sliced = make()
+    store.build(SEEDS, tmp_path / "sliced", sliced)
+    whole, parts = store.load(tmp_path / "whole"), store.load(tmp_path / "sliced")
+    if isinstance(sliced, PartsEmbedder):
+        assert sliced.calls == -(-whole.n_passages // 4) > 1
+    assert np.array_equal(whole.passage_vectors, parts.passage_vectors)
+    assert np.array_equal(whole.sentence_vectors, parts.sentence_vectors)
+    assert np.array_equal(parts.sentence_vectors[0], Hashing().embed_batch([whole.documents[0].text[
+        whole.sentence(0).start : whole.sentence(0).end]])[0])
