@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/endtoend.py --passages 1000000 --keep   # keep benchmarks/out/e2e-*/
 
 The corpus is real text recombined: sentences of SQuAD v1.1 *train* contexts, shuffled with a
-fixed seed and dealt into news-length articles (a title line, then 24-36 sentences, about six
+fixed seed and dealt into news-length articles (a title line, then 24-36 sentences, about seven
 passages each), one .txt file each. Everything runs for real on the full size (reading the
 corpus, chunking, the lexical index, FAISS, the store, the question path and the reader) except
 the encoder: the vectors are the feature-hashing embedder's (qa.embedder.Hashing, 512
@@ -72,7 +72,7 @@ def squad_sentences() -> tuple[list[str], list[str]]:
 
 
 def write_corpus(folder: Path, passages: int, seed: int = 0) -> int:
-    """Articles until their passages reach the target (about six each); returns how many."""
+    """Articles until their passages reach about the target (some seven each); returns how many."""
     from qa.chunker import ChunkSettings
 
     sentences, _ = squad_sentences()
@@ -117,19 +117,31 @@ def child_build(corpus: str, index: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from qa.api import build_index
 
-    spans = {}
+    import threading
+
+    spans, peak, stop = {}, {"RssAnon": 0.0, "VmRSS": 0.0}, threading.Event()
 
     def progress(stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
         spans.setdefault(stage, [now, now])[1] = now
 
+    def sample() -> None:  # the heap's peak: the kernel keeps only the peak with mapped pages in it
+        while not stop.wait(0.2):
+            for key, value in resident().items():
+                if key in peak:
+                    peak[key] = max(peak[key], value)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     started = time.perf_counter()
     report = build_index(Path(corpus), Path(index), MODEL, progress=progress)
     total = time.perf_counter() - started
+    stop.set()
+    sampler.join()
     embedding = spans.get("embedding", [0, 0])
     return {"total_s": total, "embedding_s": embedding[1] - embedding[0], "passages": report.passages,
             "sentences": report.sentences, "embedded": report.embedded_passages + report.embedded_sentences,
-            "peak_rss_gb": peak_gb()}
+            "peak_rss_gb": peak_gb(), "peak_heap_gb": peak["RssAnon"]}
 
 
 def child_warm(corpus: str, index: str, questions: list[str]) -> dict:
@@ -157,7 +169,8 @@ def child_warm(corpus: str, index: str, questions: list[str]) -> dict:
         reading.append(1000 * (t2 - t1))  # answer_signals fuses again (~0.1 ms), counted as reading
         answers.append(result.to_json())
     assert isinstance(answerer.index, store.Index)
-    return {"open_s": opened, "rss": rss, "retrieval_ms": retrieval, "reading_ms": reading, "answers": answers}
+    return {"open_s": opened, "rss": rss, "retrieval_ms": retrieval, "reading_ms": reading, "answers": answers,
+            "passages": answerer.index.n_passages, "sentences": answerer.index.n_sentences}
 
 
 def child_recall(index: str, questions: list[str]) -> dict:
@@ -233,6 +246,7 @@ def main() -> int:
     ap.add_argument("--cold", type=int, default=3, help="cold `qa ask` runs (median printed)")
     ap.add_argument("--small", type=int, default=2000, help="passages of the small corpus the reader is compared on")
     ap.add_argument("--keep", action="store_true", help="keep the corpus and index for another run")
+    ap.add_argument("--no-update", action="store_true", help="skip adding an article and the fresh build to compare")
     args = ap.parse_args()
 
     work = OUT / f"e2e-{args.passages}"
@@ -263,23 +277,25 @@ def main() -> int:
     shutil.rmtree(small, ignore_errors=True)
     recall = in_child("recall", str(index), questions[1:201])
 
-    say("adding one article")
-    added = extra_article(corpus)
-    update = in_child("build", str(corpus), str(index))
-    after = in_child("warm", str(corpus), str(index), questions[: args.sample + 1])
-    say("a fresh build of the same corpus, to compare answers")
-    fresh_index = work / "fresh"
-    shutil.rmtree(fresh_index, ignore_errors=True)
-    in_child("build", str(corpus), str(fresh_index))
-    fresh = in_child("warm", str(corpus), str(fresh_index), questions[: args.sample + 1])
-    same = sum(a == b for a, b in zip(after["answers"], fresh["answers"]))
-    added.unlink()
-    added.parent.rmdir()
-    if not args.keep:
+    update = None
+    if not args.no_update:
+        say("adding one article")
+        added = extra_article(corpus)
+        update = in_child("build", str(corpus), str(index))
+        after = in_child("warm", str(corpus), str(index), questions[: args.sample + 1])
+        say("a fresh build of the same corpus, to compare answers")
+        fresh_index = work / "fresh"
         shutil.rmtree(fresh_index, ignore_errors=True)
+        in_child("build", str(corpus), str(fresh_index))
+        fresh = in_child("warm", str(corpus), str(fresh_index), questions[: args.sample + 1])
+        same = sum(a == b for a, b in zip(after["answers"], fresh["answers"]))
+        added.unlink()
+        added.parent.rmdir()
+        if not args.keep:
+            shutil.rmtree(fresh_index, ignore_errors=True)
 
-    passages = (build or update)["passages"]
-    rows.append(f"corpus: {passages:,} passages, {(build or update)['sentences']:,} sentences of recombined SQuAD train "
+    counts = build or update or {"passages": warm["passages"], "sentences": warm["sentences"]}
+    rows.append(f"corpus: {counts['passages']:,} passages, {counts['sentences']:,} sentences of recombined SQuAD train "
                 f"text; vectors: {MODEL} (synthesised, not MiniLM)")
     t = TARGETS
 
@@ -290,7 +306,8 @@ def main() -> int:
         rest = (build["total_s"] - build["embedding_s"]) / 60
         line("build, all but the encoder (min)", f"{rest:.1f} (+{build['embedding_s'] / 60:.1f} embedding)",
              f"<= {t['build_min']}", rest <= t["build_min"])
-        line("build peak resident memory (GB)", f"{build['peak_rss_gb']:.2f}", f"<= {t['peak_gb']}", build["peak_rss_gb"] <= t["peak_gb"])
+        line("build peak memory: heap / with mapped pages (GB)", f"{build['peak_heap_gb']:.2f} / {build['peak_rss_gb']:.2f}",
+             f"heap <= {t['peak_gb']}", build["peak_heap_gb"] <= t["peak_gb"])
     cold_s = statistics.median(cold)
     line("qa ask cold, a new process (s, median)", f"{cold_s:.2f} ({', '.join(f'{x:.2f}' for x in cold)})",
          f"<= {t['cold_s']}", cold_s <= t["cold_s"])
@@ -306,9 +323,12 @@ def main() -> int:
     rss = warm["rss"]
     line("resident after open: heap / mapped (GB)", f"{rss.get('RssAnon', 0):.2f} / {rss.get('RssFile', 0):.2f}",
          f"heap <= {t['rss_gb']}", rss.get("RssAnon", 0) <= t["rss_gb"])
-    line("add one article: qa index (s)", f"{update['total_s']:.1f} ({update['embedded']} texts embedded)",
-         f"<= {t['add_s']}", update["total_s"] <= t["add_s"])
-    line("  answers equal to a fresh build's", f"{same}/{len(after['answers'])}", "all", same == len(after["answers"]))
+    if update:
+        line("add one article: qa index (s)", f"{update['total_s']:.1f} ({update['embedded']} texts embedded)",
+             f"<= {t['add_s']}", update["total_s"] <= t["add_s"])
+        line("  answers equal to a fresh build's", f"{same}/{len(after['answers'])}", "all", same == len(after["answers"]))
+    else:
+        line("add one article", "not run (--no-update)", f"<= {t['add_s']}", None)
     line("dense recall@10 vs exact search", f"{recall['recall@10']:.3f} ({recall['faiss']})", f">= {t['recall']}",
          recall["recall@10"] >= t["recall"])
     print("\n".join(rows))

@@ -67,6 +67,21 @@ def discover(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def folder_stamps(root: Path) -> dict[str, int]:
+    """mtime of every folder discover() walks, by its name below root: a file added, removed or
+    renamed in a folder moves that folder's stamp; a file rewritten in place does not."""
+    if not root.is_dir():
+        return {}
+    out = {}
+    for folder, dirs, _ in os.walk(root, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        try:
+            out[Path(folder).relative_to(root).as_posix()] = os.stat(folder).st_mtime_ns
+        except OSError:
+            continue
+    return out
+
+
 def relative_name(path: Path, root: Path) -> str:
     if root.is_file():
         return path.name

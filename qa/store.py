@@ -250,10 +250,15 @@ def check_compatible(manifest: dict, root: Path, model: str, settings: ChunkSett
         raise IndexForeign(f"{root}/ was built with other chunking settings ({manifest['chunking']}); run `qa index --rebuild`")
 
 
-def load(root: Path, verify: bool = True) -> Index:
-    """Load and cross-check the live generation; any inconsistency is IndexDamaged."""
-    manifest = read_manifest(root)
+def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index:
+    """Load and cross-check the live generation; any inconsistency is IndexDamaged.
+
+    manifest: the live one, already read (it is large for a large corpus); read again if another
+    generation went live since."""
     gen = current_generation(root)
+    if manifest is None or gen is None or manifest.get("generation") != gen.name:
+        manifest = read_manifest(root)
+        gen = current_generation(root)
     damaged = f"the index in {root}/ is damaged"
     part = "manifest.json"  # the file being read, for the message when it fails
     try:
@@ -695,6 +700,8 @@ def _write_generation(root, tmp, documents, skipped, corpus_root, embedder, sett
         "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "counts": {"documents": len(documents), "passages": len(passages), "sentences": len(sentences)},
         "files": files,
+        # What `qa ask` compares on a large corpus instead of every file's stamp (qa.api.ensure_index).
+        "folders": corpus_mod.folder_stamps(corpus_root),
         "skipped": [
             {"path": s.path, "reason": s.reason, "stat": stamps.get(s.path),
              # Skipped files were never hashed: they are, once, so a touch alone doesn't count as a change.

@@ -187,3 +187,27 @@ def test_vectors_embedded_in_slices_are_the_vectors_embedded_at_once(tmp_path, m
     assert np.array_equal(whole.sentence_vectors, parts.sentence_vectors)
     assert np.array_equal(parts.sentence_vectors[0], Hashing().embed_batch([whole.documents[0].text[
         whole.sentence(0).start : whole.sentence(0).end]])[0])
+
+
+def test_a_large_corpus_is_checked_by_its_folders_on_each_question(tmp_path, monkeypatch):
+    from qa import api
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus / "wire")
+    api.build_index(corpus, tmp_path / "v", "hashing-512")
+    notes = []
+    monkeypatch.setattr(api, "QUICK_CHECK_FILES", 2)  # five files count as large here
+    first = sorted((corpus / "wire").glob("*.txt"))[0]
+    first.write_text(first.read_text(encoding="utf-8") + "\nA sentence added in place.\n", encoding="utf-8")
+    api.ensure_index(corpus, tmp_path / "v", "hashing-512", notify=notes.append)
+    assert notes == []  # rewritten in place: the folder's stamp did not move, nothing is checked
+    (corpus / "wire" / "new.txt").write_text("Added later\n\nThe striker scored twice in the final.\n", encoding="utf-8")
+    index = api.ensure_index(corpus, tmp_path / "v", "hashing-512", notify=notes.append)
+    assert len(notes) == 1 and "the corpus changed" in notes[0]
+    assert {d.path for d in index.documents} >= {"wire/new.txt", f"wire/{first.name}"}
+    assert "A sentence added in place." in next(d.text for d in index.documents if d.path == f"wire/{first.name}")
+    notes.clear()
+    monkeypatch.setattr(api, "QUICK_CHECK_FILES", 10_000)  # a small corpus: every file's stamp, as before
+    first.write_text(first.read_text(encoding="utf-8") + "\nAnother one.\n", encoding="utf-8")
+    api.ensure_index(corpus, tmp_path / "v", "hashing-512", notify=notes.append)
+    assert len(notes) == 1 and first.name in notes[0]
