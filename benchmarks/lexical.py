@@ -78,7 +78,7 @@ class NumpyEngine:
 
     def scores(self, tokens: list[str], n: int) -> np.ndarray:
         out = np.zeros(n, dtype=np.float32)
-        for i in filter(None.__ne__, map(self.vocab.get, set(tokens))):
+        for i in (self.vocab[t] for t in set(tokens) if t in self.vocab):
             lo, hi = self.indptr[i], self.indptr[i + 1]
             rows, tf = self.rows[lo:hi], self.tfs[lo:hi]
             out[rows] += self.idf[i] * tf * (K1 + 1) / (tf + self.norm[rows])
