@@ -167,9 +167,7 @@ def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=
         build_index(corpus, root, model, progress=progress, settings=settings)
     elif state in ("missing", "stale"):
         _export_encoder(root)
-    else:
-        return store.load(root, manifest=manifest)
-    return store.load(root)
+    return store.load(root, manifest=manifest)  # read again by load when the update made a new generation
 
 
 def open_reader(kind: str = "trained", background: bool = False):

@@ -108,11 +108,9 @@ class Retriever:
         index, tokens = self.index, tokenize(question)
         lexical_rows, lexical_scores = index.lexical_passages.top(tokens, CANDIDATES)
         pool = np.unique(np.concatenate([lexical_rows, dense_top])).astype(np.int64)
-        bm25 = _filled(pool, lexical_rows, lexical_scores)
-        rest = pool[~np.isin(pool, lexical_rows)]  # dense candidates outside BM25's top: their own BM25
-        if len(rest):
-            found, scores = index.lexical_passages.scores_of(tokens, rest)
-            bm25[np.searchsorted(pool, found)] = scores
+        # Dense candidates outside BM25's top get their own BM25 too.
+        found, scores = index.lexical_passages.scores_of(tokens, pool[~np.isin(pool, lexical_rows)])
+        bm25 = _filled(pool, np.concatenate([lexical_rows, found]), np.concatenate([lexical_scores, scores]))
         # Their sentences, and the one before each (the rule reader looks back one sentence).
         first, last = self._first[pool], self._last[pool]
         sentences = np.unique(np.concatenate([np.arange(max(a - 1, 0), b) for a, b in zip(first, last)])).astype(np.int64)

@@ -414,7 +414,7 @@ def build(
         else:
             report.added = [d.path for d in documents]
 
-        reused: list[tuple[int, int, int, int, int]] = []  # (document, new passage row, old one, new sentence row, old one)
+        reused: list[tuple[int, int]] = []  # (document, the same document in the old generation)
         todo_p, todo_s = [], []
         by_doc_p = _ranges([p.doc for p in passages], len(documents))
         by_doc_s = _ranges([s.doc for s in sentences], len(documents))
@@ -427,7 +427,7 @@ def build(
             # Same source and same text: a web page, PDF or Word file extracted anew can differ.
             if (j is not None and old.documents[j].text == d.text
                     and old_p[j][1] - old_p[j][0] == p1 - p0 and old_s[j][1] - old_s[j][0] == s1 - s0):
-                reused.append((i, p0, old_p[j][0], s0, old_s[j][0]))
+                reused.append((i, j))
             else:
                 todo_p += range(p0, p1)
                 todo_s += range(s0, s1)
@@ -445,10 +445,10 @@ def build(
         tmp = _new_generation_folder(root, previous)
         p_vec = np.lib.format.open_memmap(tmp / "passages.npy", mode="w+", dtype=np.float32, shape=(len(passages), embedder.dim))
         s_vec = np.lib.format.open_memmap(tmp / "sentences.npy", mode="w+", dtype=np.float32, shape=(len(sentences), embedder.dim))
-        for i, p0, q0, s0, t0 in reused:
-            (a, b), (c, e) = by_doc_p[i], by_doc_s[i]
-            p_vec[p0 : p0 + b - a] = old.passage_vectors[q0 : q0 + b - a]
-            s_vec[s0 : s0 + e - c] = old.sentence_vectors[t0 : t0 + e - c]
+        for i, j in reused:
+            (p0, p1), (s0, s1) = by_doc_p[i], by_doc_s[i]
+            p_vec[p0:p1] = old.passage_vectors[old_p[j][0] : old_p[j][1]]
+            s_vec[s0:s1] = old.sentence_vectors[old_s[j][0] : old_s[j][1]]
         total = len(todo_p) + (len(todo_s) if method == "separate" else 0)
         done = 0
 
@@ -678,12 +678,13 @@ def _write_generation(root, tmp, documents, skipped, corpus_root, embedder, sett
     # text, whose bytes are the file's (no second read); extracted formats hashed the file itself.
     files = {d.path: {"sha256": d.sha256, "stat": stamps.get(d.path)} for d in documents}
     data = {}
-    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+    for path in sorted(tmp.rglob("*")):
+        if path.is_dir():  # tantivy's folders
+            _fsync_dir(path)
+            continue
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
         data[path.relative_to(tmp).as_posix()] = {"bytes": path.stat().st_size, "sha256": corpus_mod.file_digest(path)}
-    for folder in [p for p in tmp.rglob("*") if p.is_dir()]:
-        _fsync_dir(folder)
     manifest = {
         "format": FORMAT,
         "generation": name,
