@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import summary
+from _machine import rss, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -198,12 +198,8 @@ def peak_gb() -> float:
 
 
 def resident() -> dict:
-    fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile"):
-            fields[key] = int(value.split()[0]) / 2**20  # kB to GB
-    return fields
+    """VmRSS, RssAnon and RssFile in GB."""
+    return {key: mb / 1024 for key, mb in rss().items() if key != "VmHWM"}
 
 
 def in_child(name: str, *args) -> dict:
@@ -269,7 +265,7 @@ def main() -> int:
     warm = in_child("warm", str(corpus), str(index), questions)
     cold = cold_ask(corpus, index, questions[1], args.cold)
     say(f"{args.small:,} passages of the same text, the same way")
-    small = OUT / f"e2e-{args.small}"
+    small = OUT / f"e2e-reference-{args.small}"  # apart from the main run's folder, even at the same size
     shutil.rmtree(small, ignore_errors=True)
     write_corpus(small / "corpus", args.small)
     in_child("build", str(small / "corpus"), str(small / "index"))

@@ -58,7 +58,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_model
+from _machine import cpu_model, rss
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -85,16 +85,6 @@ def machine() -> str:
     return (f"nproc={os.cpu_count()} cpu={model!r} ram={mem} python={platform.python_version()} "
             f"faiss={faiss.__version__} ({faiss.get_compile_options().strip()}) numpy={np.__version__} "
             f"loadavg={os.getloadavg()[0]:.1f}")
-
-
-def rss() -> dict[str, float]:
-    """VmRSS, RssAnon, RssFile, VmHWM of this process in MB."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-            out[key] = int(value.split()[0]) / 1024
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
