@@ -44,7 +44,7 @@ def warm(index_dir: Path, corpus: Path, questions: list[str]) -> dict[str, float
     """Median milliseconds per question for qa and the two baselines, everything loaded."""
     import faiss
 
-    from qa import embedder, store
+    from qa import embedder
     from qa.api import open_answerer
     from qa.lexical import tokenize
 
