@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa import api, corpus as corpus_mod  # noqa: E402
-from qa import embedder, onnx_encoder, store  # noqa: E402
+from qa import embedder, ingest, onnx_encoder, store  # noqa: E402
 from qa.chunker import chunk  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     if args.limit:
         documents = documents[: args.limit]
     sentences, passages = chunk(documents)
-    texts = [store.embedding_text(documents[p.doc], p.start, p.end) for p in passages]
+    texts = [ingest.embedding_text(documents[p.doc], p.start, p.end) for p in passages]
     parts = [store._sentence_parts(p, sentences, len(t) - (p.end - p.start)) for p, t in zip(passages, texts)]
     alone = [documents[s.doc].text[s.start : s.end] for s in sentences]
     threads = min(4, len(os.sched_getaffinity(0)))

@@ -116,7 +116,7 @@ class TantivyEngine:
     def build(self, docs: list[list[str]], folder: Path) -> None:
         from qa import lexical
 
-        lexical.build(folder / "tantivy", docs)
+        lexical.build(folder / "tantivy", docs, range(len(docs)))
         self.lexical = lexical.Lexical(folder / "tantivy")
 
     def top(self, tokens: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +132,7 @@ def rss_mb() -> float:
 
 def squad_open(args) -> None:
     from qa import store
-    from qa.store import embedding_text
+    from qa.ingest import embedding_text
 
     root = OUT / "squad-v1" / "index"
     index = store.load(root)
@@ -224,7 +224,7 @@ def add_one(engine, key: str, docs: list[list[str]], folder: Path) -> float:
     if key == "tantivy":
         from qa import lexical
 
-        lexical.add(folder / "tantivy", new, len(docs))
+        lexical.update(folder / "tantivy", new, range(len(docs), len(docs) + len(new)), len(docs))
         engine.lexical = lexical.Lexical(folder / "tantivy")
     else:  # neither bm25s nor qa's arrays take additions: the whole index is built again
         shutil.rmtree(folder)

@@ -142,14 +142,14 @@ class Answerer:
     def aliases(self) -> dict:
         """The rule reader's demonyms, from a scan of every document: only when rules answer."""
         if self._aliases is None:
-            self._aliases = rules.demonyms(d.text for d in self.index.documents)
+            self._aliases = rules.demonyms(d.text for _, d in self.index.live_documents())
         return self._aliases
 
     @property
     def places(self) -> set:
         if self._places is None:
             # A word the corpus makes an adjective of ("African") is a place too.
-            self._places = rules.place_names(d.text for d in self.index.documents) | set(self.aliases.values()) - {"u.s"}
+            self._places = rules.place_names(d.text for _, d in self.index.live_documents()) | set(self.aliases.values()) - {"u.s"}
         return self._places
 
     def tokens(self, s: int) -> list:

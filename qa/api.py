@@ -11,7 +11,7 @@ from typing import Callable
 
 from . import corpus as corpus_mod
 from . import embedder as embedder_mod
-from . import store
+from . import ingest, store
 from .answerer import Answerer
 from .chunker import ChunkSettings
 from .errors import CorpusError, IndexDamaged, IndexForeign, IndexMissing
@@ -24,7 +24,7 @@ QUICK_CHECK_FILES = 10_000
 
 
 def build_index(corpus: Path, root: Path, model: str, rebuild: bool = False, progress=None,
-                settings: ChunkSettings = ChunkSettings(), embedder=None) -> store.Report:
+                settings: ChunkSettings = ChunkSettings(), embedder=None) -> ingest.Report:
     """Index corpus into root (incrementally unless rebuild) and prepare the fast query encoder.
 
     The encoder export is checked on every run and exported again when it is missing, stale or
@@ -35,7 +35,7 @@ def build_index(corpus: Path, root: Path, model: str, rebuild: bool = False, pro
         # First: the exported graph encodes the corpus too (int8, one pass per passage).
         encoder = _export_encoder(root, force=rebuild)
         embedder = index_encoder(root, model)
-    report = store.build(corpus, root, embedder or embedder_mod.get(model), settings, rebuild=rebuild, progress=progress)
+    report = ingest.build(corpus, root, embedder or embedder_mod.get(model), settings, rebuild=rebuild, progress=progress)
     report.encoder = encoder
     return report
 
@@ -125,7 +125,7 @@ def corpus_mismatch(manifest: dict, root: Path, corpus: Path) -> str | None:
     except CorpusError:
         names = set()
     indexed = set(manifest["files"]) | {s["path"] for s in manifest.get("skipped", [])}
-    if names == indexed and not store.stale_files(root, corpus, manifest):
+    if names == indexed and not ingest.stale_files(root, corpus, manifest):
         return None
     return (f"{root}/ indexes {manifest['corpus']}, not {here}; pass --index with another folder "
             f"or run `qa index {corpus} --rebuild`")
@@ -159,7 +159,7 @@ def ensure_index(corpus: Path, root: Path, model: str, notify: Notify, progress=
     if len(manifest["files"]) > QUICK_CHECK_FILES and manifest.get("folders") == corpus_mod.folder_stamps(corpus):
         changed = []  # no file added, removed or renamed; one rewritten in place waits for `qa index`
     else:
-        changed = store.stale_files(root, corpus, manifest)
+        changed = ingest.stale_files(root, corpus, manifest)
     if changed:
         shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         before_build()

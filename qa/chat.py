@@ -93,7 +93,7 @@ def _lines(stream):
 def _greet(err, answerer) -> None:
     index = answerer.index
     render.message(err, Text(
-        f"qa chat: {len(index.documents)} documents, {index.n_passages} passages, model {index.model}. "
+        f"qa chat: {index.manifest['counts']['documents']} documents, {index.live_passages} passages, model {index.model}. "
         ":help for commands, Ctrl-D to quit",
         style="dim",
     ))

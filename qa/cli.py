@@ -313,7 +313,7 @@ def status(
       qa status
       qa status --json | jq '.stale'
     """
-    from . import api, store
+    from . import api, ingest, store
     from .errors import IndexDamaged, IndexForeign
 
     _check_index(index, create=False)
@@ -331,7 +331,7 @@ def status(
     mismatch = api.corpus_mismatch(manifest, index, corpus) if corpus.exists() else None
     if mismatch:
         problems.append(IndexForeign(mismatch))
-    changed = store.stale_files(index, corpus, manifest) if corpus.exists() and not mismatch else None
+    changed = ingest.stale_files(index, corpus, manifest) if corpus.exists() and not mismatch else None
     info = {
         "index": str(index),
         "corpus": str(corpus.resolve()) if corpus.exists() else str(corpus),

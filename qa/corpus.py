@@ -170,8 +170,8 @@ def document_text(path: Path) -> tuple[str | None, str | None]:
 Reuse = Callable[[str, Path], "Document | Skipped | None"]
 
 
-def load(root: Path, reuse: Reuse | None = None) -> tuple[list[Document], list[Skipped]]:
-    """Read and clean every corpus file below root.
+def load(root: Path, reuse: Reuse | None = None, names: set[str] | None = None) -> tuple[list[Document], list[Skipped]]:
+    """Read and clean every corpus file below root (those named, when names is given).
 
     reuse(name, path) may hand back what an earlier index made of an unchanged web page, PDF or
     Word file (its Document, or its Skipped), so only new and changed ones are extracted again.
@@ -181,6 +181,8 @@ def load(root: Path, reuse: Reuse | None = None) -> tuple[list[Document], list[S
     try:
         for path in discover(root):
             name = relative_name(path, root)
+            if names is not None and name not in names:
+                continue
             kind = formats.kind_of(path)
             if kind is not None:
                 got = reuse(name, path) if reuse is not None else None

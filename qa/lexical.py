@@ -11,12 +11,19 @@ and documents are analysed by one function. tantivy's BM25 has k1 1.2, b 0.75 an
 quantised to a byte; idf is Lucene's, never negative.
 
 An index holds one kind of text (passages, or sentences), each under its row number, indexed
-too, so that scores can be asked for a few rows only (the sentences of candidate passages).
+too, so that scores can be asked for a few rows only (the sentences of candidate passages), and
+under its document's number, so that a document's rows can be deleted at once.
+
+tantivy writes every segment file once and replaces meta.json by a rename, so a copy of an
+index whose segment files are hard links (``copy``) can be updated without touching the
+original: how a new generation of the store keeps what did not change.
 """
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -35,7 +42,7 @@ STOPWORDS = frozenset(
 )
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _stemmer = None
-BODY, ROW = "body", "row"
+BODY, ROW, DOC = "body", "row", "doc"
 WRITER_HEAP = 256 << 20  # bytes tantivy buffers before it writes a segment
 
 
@@ -64,33 +71,57 @@ def _schema():
     builder = tantivy.SchemaBuilder()
     builder.add_text_field(BODY, tokenizer_name="whitespace", index_option="freq")
     builder.add_unsigned_field(ROW, indexed=True, fast=True)
+    builder.add_unsigned_field(DOC, indexed=True)
     return builder.build()
 
 
-def build(path: Path, texts: Iterable[list[str]]) -> None:
-    """Write an index of tokenised texts to the folder path, row i being the i-th text."""
+def build(path: Path, texts: Iterable[list[str]], docs: Iterable[int]) -> None:
+    """Write an index of tokenised texts to the folder path, row i being the i-th text, of document docs[i]."""
     import tantivy
 
     path.mkdir(parents=True, exist_ok=True)
-    _write(tantivy.Index(_schema(), path=str(path)), texts, 0)
+    _write(tantivy.Index(_schema(), path=str(path)), texts, docs, 0, ())
 
 
-def add(path: Path, texts: Iterable[list[str]], first_row: int) -> None:
-    """Add texts to the index at path as rows first_row, first_row + 1, ...: one new segment."""
+def update(path: Path, texts: Iterable[list[str]], docs: Iterable[int], first_row: int, dead: Sequence[int] = ()) -> None:
+    """Delete the rows of the dead documents and add texts as rows first_row, first_row + 1, ...
+
+    One commit: the added texts make a new segment; a deleted row stays counted in BM25's
+    statistics until tantivy merges its segment."""
     import tantivy
 
-    _write(tantivy.Index.open(str(path)), texts, first_row)
+    _write(tantivy.Index.open(str(path)), texts, docs, first_row, dead)
 
 
-def _write(index, texts: Iterable[list[str]], first_row: int) -> None:
+def copy(source: Path, target: Path) -> None:
+    """target becomes a copy of the index at source that can be updated alone: segment files
+    (written once) are hard-linked where the file system allows, meta files are copied."""
+    target.mkdir(parents=True)
+    for entry in os.scandir(source):
+        if entry.name.endswith(".lock"):
+            continue
+        if entry.name.endswith(".json"):  # meta.json, .managed.json: rewritten (by rename) on commit
+            shutil.copy2(entry.path, target / entry.name)
+            continue
+        try:
+            os.link(entry.path, target / entry.name)
+        except OSError:
+            shutil.copy2(entry.path, target / entry.name)
+
+
+def _write(index, texts: Iterable[list[str]], docs: Iterable[int], first_row: int, dead: Sequence[int]) -> None:
     import tantivy
 
     # One indexing thread: qa indexes on the same cores that embed.
     writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
-    for row, tokens in enumerate(texts, first_row):
+    if len(dead):
+        # by query: delete_documents_by_term does not match unsigned fields (tantivy-py 0.27)
+        writer.delete_documents_by_query(tantivy.Query.term_set_query(index.schema, DOC, [int(d) for d in dead]))
+    for row, (tokens, doc_id) in enumerate(zip(texts, docs, strict=True), first_row):
         doc = tantivy.Document()
         doc.add_text(BODY, " ".join(tokens))
         doc.add_unsigned(ROW, row)
+        doc.add_unsigned(DOC, int(doc_id))
         writer.add_document(doc)
     writer.commit()
     writer.wait_merging_threads()

@@ -101,7 +101,10 @@ class Retriever:
             _, top = self.index.search_passages(vectors, CANDIDATES)
             dense_top = [t[t >= 0] for t in top]
         else:
-            dense_top = [_top(row, CANDIDATES) for row in vectors @ self._passage_vectors.T]
+            cosines = vectors @ self._passage_vectors.T
+            if self.index.dead_passages is not None:  # rows of files that changed or went
+                cosines[:, self.index.dead_passages] = -np.inf
+            dense_top = [t[np.isfinite(row[t])] for row, t in ((row, _top(row, CANDIDATES)) for row in cosines)]
         return [self._signals(q, v, t) for q, v, t in zip(questions, vectors, dense_top)]
 
     def _signals(self, question: str, vector: np.ndarray, dense_top: np.ndarray) -> Signals:

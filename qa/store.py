@@ -1,21 +1,33 @@
-"""The index on disk: FAISS vectors, BM25, passages and a manifest, swapped in atomically.
+"""The folder store: an index on disk as generations of immutable segments, swapped in atomically.
 
 Layout of an index folder (``vectors/`` by default)::
 
     CURRENT            names the live generation, e.g. "gen-000003"; replaced atomically
     gen-000003/        one complete, self-checking index
-        manifest.json  model, chunking settings, corpus files and hashes, build time, data checksums
-        docs.jsonl     each document's text, title, date and content spans, a JSON line each
-        docs.offsets.npy  where each line starts: documents are read one at a time, when used
-        spans.npz      sentence and passage offsets (plain arrays, loaded with allow_pickle=False)
-        passages.npy   passage vectors, float32, memory-mapped on load
-        sentences.npy  sentence vectors
-        passages.faiss FAISS index over passages.npy
+        manifest.json  model, chunking settings, segments, corpus files and hashes, data checksums
+        alive.npy      one flag per document number: false once its file changed or went
+        spans/         sentence and passage offsets, one .npy each (memory-mapped), all segments
         lexical-passages/, lexical-sentences/   BM25 over passages and sentences (tantivy, qa.lexical)
+        seg-000001/    the documents, vectors and FAISS index of one `qa index` run, never rewritten
+            docs.jsonl      each document's text, title, date and content spans, a JSON line each
+            docs.offsets.npy  where each line starts: documents are read one at a time, when used
+            passages.npy    passage vectors, float32, memory-mapped on load
+            sentences.npy   sentence vectors
+            passages.faiss  FAISS index over passages.npy (exact when small, IVF when large)
+        seg-000002/    ...
     lock               held (flock) by a running `qa index`; the kernel drops it if that process dies
 
+Rows (documents, passages, sentences) are numbered across segments in the order they were
+added, and never renumbered until a compaction writes everything again as one segment. An
+update writes a new segment for the new and changed files, marks the documents that went as
+dead, and hard-links everything else from the generation before: its cost is what it adds
+(plus the span arrays, a few bytes a row). Dead rows are deleted from the lexical indexes and
+masked out of dense search.
+
 A new generation is written beside the live one, synced, and only then named in CURRENT, so a
-`qa index` killed at any moment leaves the previous index whole. The only module that imports faiss.
+`qa index` killed at any moment leaves the previous index whole. Ingestion (what to read,
+chunking, embedding) is qa.ingest's; this module only keeps what it is handed. The only module
+that imports faiss.
 """
 from __future__ import annotations
 
@@ -28,24 +40,25 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from . import corpus as corpus_mod
-from . import documents as formats
-from .chunker import ChunkSettings, chunk
-from .errors import CorpusError, IndexBusy, IndexDamaged, IndexForeign, IndexMissing, IndexProblem
 from . import lexical
-from .lexical import tokenize
+from .chunker import ChunkSettings
+from .errors import IndexBusy, IndexDamaged, IndexForeign, IndexMissing, IndexProblem
 from .types import Document, Passage, Sentence
 
-FORMAT = 3  # 2: int8 vectors, sentences pooled from their passage's pass ("vectors" in the manifest); 3: tantivy
+FORMAT = 4  # 2: int8 vectors, sentences pooled; 3: tantivy; 4: segments, rows kept across updates
 CURRENT = "CURRENT"
 VERIFY_BYTES = 64 << 20  # on load, the smallest files are checked by sha256 up to this much in all; the rest by size
+SPANS = {"sent_doc": np.int32, "sent_start": np.int64, "sent_end": np.int64, "sent_heading": np.bool_,
+         "pass_doc": np.int32, "pass_start": np.int64, "pass_end": np.int64, "pass_first": np.int32, "pass_last": np.int32}
+MAX_SEGMENTS = 12  # more, and the next update compacts (each segment is one more FAISS search a question)
+MAX_DEAD = 0.25  # dead passages above this share of rows, and the next update compacts
 
 
-def _checkpoint(stage: str) -> None:
+def checkpoint(stage: str) -> None:
     """Fault injection for the crash tests: QA_CRASH_AT=stage kills this process right here.
 
     Stages: before-embedding, during-embedding, after-embedding, before-swap, after-swap.
@@ -101,39 +114,46 @@ def locked(root: Path):
 
 
 class Documents(Sequence):
-    """The generation's documents, read one at a time from docs.jsonl when asked for.
+    """The generation's documents, by number, read one at a time from their segment's docs.jsonl.
 
     Opening an index reads nothing per document: docs.offsets.npy says where each line starts,
     the file is memory-mapped, and a document is parsed on first use (then kept, while fewer than
-    CACHED are). A question touches the few documents its passages are in.
+    CACHED are). A question touches the few documents its passages are in. Dead documents (their
+    file changed or went) are still here under their number; nothing points at them.
     """
 
     CACHED = 4096
 
-    def __init__(self, path: Path, offsets: np.ndarray, root: Path):
+    def __init__(self, parts: list[tuple[Path, np.ndarray]], root: Path):
         import mmap
 
-        self._offsets, self._root = offsets, root
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if len(offsets) < 1 or int(offsets[-1]) != size or np.any(np.diff(offsets) <= 0):
-                raise ValueError("docs.offsets.npy does not match docs.jsonl")
-            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        self._root, self._maps, self._offsets = root, [], []
+        self._names = [f"{path.parent.name}/{path.name}" for path, _ in parts]
+        for path, offsets in parts:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if len(offsets) < 1 or int(offsets[-1]) != size or np.any(np.diff(offsets) <= 0):
+                    raise ValueError("docs.offsets.npy does not match docs.jsonl")
+                self._maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b"")
+            self._offsets.append(offsets)
+        self._bases = np.cumsum([0] + [len(o) - 1 for o in self._offsets])
         self._cache: dict[int, Document] = {}
 
     def __len__(self) -> int:
-        return len(self._offsets) - 1
+        return int(self._bases[-1])
 
     def __getitem__(self, i: int) -> Document:
         doc = self._cache.get(i)
         if doc is None:
             if not 0 <= i < len(self):
                 raise IndexError(i)
+            part = int(np.searchsorted(self._bases, i, side="right")) - 1
+            offsets, line = self._offsets[part], i - int(self._bases[part])
             try:
-                doc = _document(json.loads(self._map[int(self._offsets[i]) : int(self._offsets[i + 1])]))
+                doc = _document(json.loads(self._maps[part][int(offsets[line]) : int(offsets[line + 1])]))
             except (ValueError, KeyError, TypeError):
-                raise IndexDamaged(f"the index in {self._root}/ is damaged (docs.jsonl line {i + 1} cannot be read) "
-                                   "— run `qa index --rebuild`") from None
+                raise IndexDamaged(f"the index in {self._root}/ is damaged ({self._names[part]} line {line + 1} "
+                                   "cannot be read) — run `qa index --rebuild`") from None
             if len(self._cache) >= self.CACHED:
                 self._cache.clear()
             self._cache[i] = doc
@@ -151,19 +171,56 @@ def _document(d: dict) -> Document:
     )
 
 
+class Stacked:
+    """The rows of several segments' arrays as one array: rows by number, or the whole (copied)."""
+
+    def __init__(self, parts: list[np.ndarray], dim: int):
+        self._parts = parts
+        self._bases = np.cumsum([0] + [len(p) for p in parts])
+        self.shape = (int(self._bases[-1]), dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if len(self._parts) == 1:
+            return self._parts[0][rows]
+        rows = np.arange(*rows.indices(len(self))) if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
+        part = np.searchsorted(self._bases, rows, side="right") - 1
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        for k in np.unique(part):
+            mine = part == k
+            out[mine] = self._parts[k][rows[mine] - self._bases[k]]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        whole = np.concatenate(self._parts) if len(self._parts) > 1 else np.asarray(self._parts[0])
+        return whole.astype(dtype) if dtype is not None else whole
+
+
+@dataclass
+class Segment:
+    name: str
+    first_passage: int  # its rows' numbers start here
+    faiss: object
+    dead: int  # how many of its passages are dead
+
+
 @dataclass
 class Index:
     """A loaded, verified index generation."""
 
     root: Path
     manifest: dict
-    documents: "Documents | list[Document]"
+    documents: Documents | list[Document]
     spans: dict[str, np.ndarray]
-    passage_vectors: np.ndarray
-    sentence_vectors: np.ndarray
+    passage_vectors: Stacked
+    sentence_vectors: Stacked
     lexical_passages: lexical.Lexical
     lexical_sentences: lexical.Lexical
-    _faiss: object = field(default=None, repr=False)
+    alive: np.ndarray  # per document number
+    segments: list[Segment] = field(default_factory=list, repr=False)
+    dead_passages: np.ndarray | None = None  # a flag per passage row, or None when none is dead
 
     @property
     def model(self) -> str:
@@ -176,6 +233,18 @@ class Index:
     @property
     def n_sentences(self) -> int:
         return len(self.spans["sent_doc"])
+
+    @property
+    def live_passages(self) -> int:
+        return self.manifest["counts"]["passages"]
+
+    @property
+    def live_sentences(self) -> int:
+        return self.manifest["counts"]["sentences"]
+
+    def live_documents(self):
+        """(number, document) of every live document."""
+        return ((i, self.documents[i]) for i in np.flatnonzero(self.alive).tolist())
 
     def passage(self, i: int) -> Passage:
         s = self.spans
@@ -191,10 +260,25 @@ class Index:
         return self.documents[p.doc].text[p.start : p.end]
 
     def search_passages(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of the k nearest passages for each query vector."""
-        k = min(k, self.n_passages)
-        scores, ids = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return scores, ids
+        """(scores, rows) of the k nearest live passages for each query vector, best first; rows
+        are -1 where fewer are found."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if len(self.segments) == 1 and self.dead_passages is None:
+            return self.segments[0].faiss.search(queries, min(k, self.n_passages))
+        scores, rows = [], []
+        for seg in self.segments:
+            n = seg.faiss.ntotal
+            if n == 0 or seg.dead == n:
+                continue
+            got, ids = seg.faiss.search(queries, min(k + seg.dead, n))  # enough to fill k once the dead go
+            ids = np.where(ids >= 0, ids + seg.first_passage, -1)
+            if self.dead_passages is not None:
+                ids = np.where((ids >= 0) & self.dead_passages[np.maximum(ids, 0)], -1, ids)
+            scores.append(np.where(ids >= 0, got, -np.inf))
+            rows.append(ids)
+        scores, rows = np.concatenate(scores, axis=1), np.concatenate(rows, axis=1)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
 
 
 def current_generation(root: Path) -> Path | None:
@@ -214,7 +298,7 @@ def current_generation(root: Path) -> Path | None:
     return root / name
 
 
-MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "corpus", "counts", "files", "data"}
+MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "corpus", "counts", "rows", "segments", "files", "data"}
 
 
 def read_manifest(root: Path) -> dict:
@@ -233,10 +317,12 @@ def read_manifest(root: Path) -> dict:
         raise IndexDamaged(f"{damaged} (manifest.json: {exc.strerror or 'unreadable'}) — run `qa index --rebuild`") from None
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise IndexDamaged(f"{damaged} (manifest.json is not valid JSON) — run `qa index --rebuild`") from None
-    if not isinstance(manifest, dict) or not MANIFEST_KEYS <= manifest.keys():
+    if not isinstance(manifest, dict):
         raise IndexDamaged(f"{damaged} (manifest.json lacks its fields) — run `qa index --rebuild`")
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") != FORMAT:  # before the fields: another version's manifest has others
         raise IndexForeign(f"{root}/ was written by another version of qa (format {manifest.get('format')}); run `qa index --rebuild`")
+    if not MANIFEST_KEYS <= manifest.keys():
+        raise IndexDamaged(f"{damaged} (manifest.json lacks its fields) — run `qa index --rebuild`")
     return manifest
 
 
@@ -274,40 +360,56 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
                 budget -= expect["bytes"]
                 if budget >= 0 and corpus_mod.file_digest(path) != expect["sha256"]:
                     raise IndexDamaged(f"{damaged} ({name} fails its checksum) — run `qa index --rebuild`")
-        part = "docs.jsonl"
-        documents = Documents(gen / part, np.load(gen / "docs.offsets.npy", allow_pickle=False), root)
-        part = "spans.npz"
-        with np.load(gen / part, allow_pickle=False) as data:
-            spans = {k: data[k] for k in data.files}
-        part = "passages.npy"
-        passage_vectors = np.load(gen / part, mmap_mode="r", allow_pickle=False)
-        part = "sentences.npy"
-        sentence_vectors = np.load(gen / part, mmap_mode="r", allow_pickle=False)
-        part = "the lexical index"
-        index = Index(
-            root=root, manifest=manifest, documents=documents, spans=spans,
-            passage_vectors=passage_vectors, sentence_vectors=sentence_vectors,
-            lexical_passages=lexical.Lexical(gen / "lexical-passages"),
-            lexical_sentences=lexical.Lexical(gen / "lexical-sentences"),
-        )
         import faiss
 
         faiss.omp_set_num_threads(1)  # one query at a time: threads cost more than they give (16 ms vs 1.2 ms)
         # MMAP_IFC maps every index type (plain MMAP copied Flat and HNSW into the heap); older
         # faiss builds lack it, and MMAP still maps IVF. Never combine the two: IVF reads fail.
         mmap = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
-        part = "passages.faiss"
-        index._faiss = faiss.read_index(str(gen / part), mmap | faiss.IO_FLAG_READ_ONLY)
+        docs, p_vecs, s_vecs, faisses = [], [], [], []
+        for seg in manifest["segments"]:
+            folder = gen / seg["name"]
+            part = f"{seg['name']}/docs.offsets.npy"
+            docs.append((folder / "docs.jsonl", np.load(folder / "docs.offsets.npy", allow_pickle=False)))
+            part = f"{seg['name']}/passages.npy"
+            p_vecs.append(np.load(folder / "passages.npy", mmap_mode="r", allow_pickle=False))
+            part = f"{seg['name']}/sentences.npy"
+            s_vecs.append(np.load(folder / "sentences.npy", mmap_mode="r", allow_pickle=False))
+            part = f"{seg['name']}/passages.faiss"
+            faisses.append(faiss.read_index(str(folder / "passages.faiss"), mmap | faiss.IO_FLAG_READ_ONLY))
+        part = "docs.jsonl"
+        documents = Documents(docs, root)
+        part = "spans"
+        spans = {k: np.load(gen / "spans" / f"{k}.npy", mmap_mode="r", allow_pickle=False) for k in SPANS}
+        part = "alive.npy"
+        alive = np.load(gen / "alive.npy", allow_pickle=False)
+        part = "the lexical index"
+        dim = manifest.get("dim") or (p_vecs[0].shape[1] if p_vecs else 0)
+        index = Index(
+            root=root, manifest=manifest, documents=documents, spans=spans,
+            passage_vectors=Stacked(p_vecs, dim), sentence_vectors=Stacked(s_vecs, dim),
+            lexical_passages=lexical.Lexical(gen / "lexical-passages"),
+            lexical_sentences=lexical.Lexical(gen / "lexical-sentences"), alive=alive,
+        )
+        part = "alive.npy"
+        if not alive.all():
+            index.dead_passages = ~alive[spans["pass_doc"]]
+        first = 0
+        for seg, f in zip(manifest["segments"], faisses):
+            dead = int(index.dead_passages[first : first + f.ntotal].sum()) if index.dead_passages is not None else 0
+            index.segments.append(Segment(seg["name"], first, f, dead))
+            first += f.ntotal
     except IndexDamaged:
         raise
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError, IndexError):
         raise IndexDamaged(f"{damaged} ({part} cannot be read) — run `qa index --rebuild`") from None
-    counts = manifest["counts"]
+    counts, rows = manifest["counts"], manifest["rows"]
     consistent = (
-        len(documents) == counts["documents"]
-        and index.n_passages == counts["passages"] == len(passage_vectors) == index.lexical_passages.size
-        and index.n_sentences == counts["sentences"] == len(sentence_vectors) == index.lexical_sentences.size
-        and index._faiss.ntotal == counts["passages"]
+        len(documents) == len(alive) == rows["documents"] and int(alive.sum()) == counts["documents"]
+        and index.n_passages == rows["passages"] == len(index.passage_vectors) == first
+        and index.n_sentences == rows["sentences"] == len(index.sentence_vectors)
+        and index.lexical_passages.size == counts["passages"] and index.lexical_sentences.size == counts["sentences"]
+        and all(len(a) == rows["sentences" if k.startswith("sent") else "passages"] for k, a in spans.items())
         and manifest["generation"] == gen.name
     )
     if not consistent:
@@ -316,277 +418,22 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
 
 
 # ---------------------------------------------------------------------------------------------
-# Building
+# Writing
 
 
-@dataclass
-class Report:
-    """What `qa index` did."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
-    skipped: list[corpus_mod.Skipped] = field(default_factory=list)
-    embedded_passages: int = 0
-    embedded_sentences: int = 0
-    passages: int = 0
-    sentences: int = 0
-    generation: str = ""
-    unchanged: bool = False
-    encoder: str = ""  # why the query encoder was exported again, when it was
-
-
-def stale_files(root: Path, corpus_root: Path, manifest: dict | None = None) -> list[str]:
-    """Corpus files added, changed or removed since the index was built ([] when fresh).
-
-    Size and mtime decide first; a file whose stamp moved is hashed before it counts as changed.
-    """
-    manifest = manifest or read_manifest(root)
-    recorded = manifest["files"]
-    changed = []
-    seen = set()
-    for path in corpus_mod.discover(corpus_root):
-        name = corpus_mod.relative_name(path, corpus_root)
-        seen.add(name)
-        entry = recorded.get(name) or next((s for s in manifest.get("skipped", []) if s["path"] == name), None)
-        if entry is None:
-            changed.append(name)
-            continue
-        try:
-            st = path.stat()
-        except OSError:  # a dangling link or a loop: changed only if it was readable before
-            if entry.get("stat") is not None:
-                changed.append(name)
-            continue
-        if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
-            digest = _digest_or_none(path, st.st_size)
-            if digest is None or entry.get("sha256") != digest:
-                changed.append(name)
-    changed += [name for name in recorded if name not in seen]
-    return changed
-
-
-def embedding_text(doc: Document, start: int, end: int) -> str:
-    """What the encoder sees for a passage: its article's title, then the passage."""
-    body = doc.text[start:end]
-    return f"{doc.title}\n{body}" if doc.title and not body.startswith(doc.title) else body
-
-
-def build(
-    corpus_root: Path,
-    root: Path,
-    embedder,
-    settings: ChunkSettings = ChunkSettings(),
-    rebuild: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-    faiss_kind: str | None = None,
-) -> Report:
-    """Bring the index at root up to date with the corpus, re-embedding only what changed."""
-    with locked(root):
-        method = sentence_vectors(embedder)
-        old = None if rebuild else _reusable(root, embedder.name, settings, vectors_recipe(embedder))
-        extraction = formats.settings()
-        reuse = _extracted_before(old, corpus_root, extraction) if old is not None else None
-        documents, skipped = corpus_mod.load(corpus_root, reuse)
-        if not documents:
-            why = "; ".join(f"{s.path} {s.reason}" for s in skipped[:3])
-            raise CorpusError(f"no article text in {corpus_root}" + (f" ({why})" if why else " (no files qa reads: "
-                              + ", ".join(corpus_mod.EXTENSIONS) + ")"))
-        sentences, passages = chunk(documents, settings)
-        report = Report(skipped=skipped, passages=len(passages), sentences=len(sentences))
-
-        # Vectors of unchanged documents come from the old generation, keyed by content hash.
-        old_docs = {}
-        if old is not None:
-            for i, d in enumerate(old.documents):
-                old_docs.setdefault(d.sha256, i)
-            old_paths = {d.path: d.sha256 for d in old.documents}
-            new_paths = {d.path for d in documents}
-            for d in documents:
-                if d.path not in old_paths:
-                    report.added.append(d.path)
-                elif old_paths[d.path] != d.sha256:
-                    report.updated.append(d.path)
-                else:
-                    report.kept.append(d.path)
-            report.removed = sorted(p for p in old_paths if p not in new_paths)
-        else:
-            report.added = [d.path for d in documents]
-
-        reused: list[tuple[int, int]] = []  # (document, the same document in the old generation)
-        todo_p, todo_s = [], []
-        by_doc_p = _ranges([p.doc for p in passages], len(documents))
-        by_doc_s = _ranges([s.doc for s in sentences], len(documents))
-        if old is not None:
-            old_p = _ranges(old.spans["pass_doc"].tolist(), len(old.documents))
-            old_s = _ranges(old.spans["sent_doc"].tolist(), len(old.documents))
-        for i, d in enumerate(documents):
-            j = old_docs.get(d.sha256) if old is not None else None
-            (p0, p1), (s0, s1) = by_doc_p[i], by_doc_s[i]
-            # Same source and same text: a web page, PDF or Word file extracted anew can differ.
-            if (j is not None and old.documents[j].text == d.text
-                    and old_p[j][1] - old_p[j][0] == p1 - p0 and old_s[j][1] - old_s[j][0] == s1 - s0):
-                reused.append((i, j))
-            else:
-                todo_p += range(p0, p1)
-                todo_s += range(s0, s1)
-        if old is not None and not (todo_p or todo_s or report.removed or report.added or report.updated):
-            report.unchanged = True
-            if not _stats_differ(old.manifest, corpus_root, documents) and old.manifest.get("extraction") == extraction:
-                report.generation = old.manifest["generation"]
-                _remove_old_generations(root, report.generation)  # what a crash after the swap left
-                return report
-            # Same content, new timestamps (a touch, a fresh checkout): record the new stamps, embed nothing.
-
-        # The vectors go straight into the new generation's files, memory-mapped: a million
-        # passages' vectors never sit in memory at once, nor twice.
-        previous = old.manifest["generation"] if old is not None else _latest_generation(root)
-        tmp = _new_generation_folder(root, previous)
-        p_vec = np.lib.format.open_memmap(tmp / "passages.npy", mode="w+", dtype=np.float32, shape=(len(passages), embedder.dim))
-        s_vec = np.lib.format.open_memmap(tmp / "sentences.npy", mode="w+", dtype=np.float32, shape=(len(sentences), embedder.dim))
-        for i, j in reused:
-            (p0, p1), (s0, s1) = by_doc_p[i], by_doc_s[i]
-            p_vec[p0:p1] = old.passage_vectors[old_p[j][0] : old_p[j][1]]
-            s_vec[s0:s1] = old.sentence_vectors[old_s[j][0] : old_s[j][1]]
-        total = len(todo_p) + (len(todo_s) if method == "separate" else 0)
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            _checkpoint("during-embedding")
-            if progress:
-                progress("embedding", done, total)
-
-        if progress:
-            progress("embedding", 0, total)
-        _checkpoint("before-embedding")
-        # Every sentence lies in one passage, and a changed document's passages and sentences are
-        # all embedded again: the sentences of a slice of todo_p are a slice of todo_s, in order.
-        first = 0
-        for lo in range(0, len(todo_p), EMBED_SLICE):
-            rows = todo_p[lo : lo + EMBED_SLICE]
-            sent_rows = todo_s[first : first + sum(passages[i].last_sentence - passages[i].first_sentence for i in rows)]
-            first += len(sent_rows)
-            texts = [embedding_text(documents[passages[i].doc], passages[i].start, passages[i].end) for i in rows]
-            if method == "pooled":
-                parts = [_sentence_parts(passages[i], sentences, len(texts[n]) - (passages[i].end - passages[i].start))
-                         for n, i in enumerate(rows)]
-                p_vec[rows], s_vec[sent_rows] = embedder.embed_with_parts(texts, parts, progress=tick)
-            else:
-                p_vec[rows] = embedder.embed_batch(texts, progress=tick)
-                s_vec[sent_rows] = embedder.embed_batch(
-                    [documents[sentences[k].doc].text[sentences[k].start : sentences[k].end] for k in sent_rows], progress=tick)
-        _checkpoint("after-embedding")
-        p_vec.flush()
-        s_vec.flush()
-        report.embedded_passages, report.embedded_sentences = len(todo_p), len(todo_s)
-        report.generation = _write_generation(
-            root, tmp, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec,
-            faiss_kind, extraction,
-        )
-        return report
-
-
-def sentence_vectors(embedder) -> str:
-    """How an embedder makes sentence vectors: "pooled" from the tokens of their passage's own pass
-    (one forward pass per token of text: qa.onnx_encoder), or "separate", each sentence encoded
-    again by itself (the other embedders)."""
-    return "pooled" if hasattr(embedder, "embed_with_parts") else "separate"
-
-
-def vectors_recipe(embedder) -> str:
-    """What the manifest records of how the vectors were made: an index is only updated by the same."""
-    return f"{getattr(embedder, 'precision', 'fp32')}, sentences {sentence_vectors(embedder)}"
-
-
-def _sentence_parts(passage: Passage, sentences: list[Sentence], shift: int) -> list[tuple[int, int]]:
-    """The passage's sentences as character spans of its embedding text (shift: the title line)."""
-    return [(sentences[k].start - passage.start + shift, sentences[k].end - passage.start + shift)
-            for k in range(passage.first_sentence, passage.last_sentence)]
-
-
-def _extracted_before(old: Index, corpus_root: Path, extraction: dict) -> corpus_mod.Reuse | None:
-    """What the live index made of each web page, PDF and Word file that has not changed since:
-    same size and mtime, or else same sha256, and the same extraction settings. None reuses nothing."""
-    manifest = old.manifest
-    if manifest.get("extraction") != extraction:
-        return None
-    by_path = {d.path: d for d in old.documents}
-    skipped = {s["path"]: s for s in manifest.get("skipped", [])}
-
-    def reuse(name: str, path: Path):
-        entry = manifest["files"].get(name) or skipped.get(name)
-        if entry is None:
-            return None
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
-            digest = _digest_or_none(path, st.st_size)
-            if digest is None or digest != entry.get("sha256"):
-                return None
-        if name in by_path:
-            return by_path[name]
-        return corpus_mod.Skipped(name, entry["reason"]) if name in skipped else None
-
-    return reuse
-
-
-def _stats_differ(manifest: dict, corpus_root: Path, documents: list[Document]) -> bool:
-    stamps = _stamps(corpus_root)
-    return any(manifest["files"].get(d.path, {}).get("stat") != stamps.get(d.path) for d in documents)
-
-
-def _digest_or_none(path: Path, size: int) -> str | None:
-    if size > corpus_mod.MAX_FILE_BYTES:
-        return None
-    try:
-        return corpus_mod.file_digest(path)
-    except OSError:
-        return None
-
-
-def _stamps(corpus_root: Path) -> dict[str, list[int]]:
-    """[size, mtime] of every corpus file that can be stat-ed: what decides staleness first."""
-    out = {}
-    for path in corpus_mod.discover(corpus_root):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        out[corpus_mod.relative_name(path, corpus_root)] = [st.st_size, st.st_mtime_ns]
-    return out
-
-
-def _ranges(owner: list[int], n: int) -> list[tuple[int, int]]:
-    """For rows grouped by owner in order, each owner's (start, end) row range."""
-    out = [(0, 0)] * n
-    start = 0
-    for i in range(1, len(owner) + 1):
-        if i == len(owner) or owner[i] != owner[start]:
-            out[owner[start]] = (start, i)
-            start = i
-    return out
-
-
-def _reusable(root: Path, model: str, settings: ChunkSettings, recipe: str) -> Index | None:
-    """The live index if its vectors can be reused: same model, chunking and sentence vectors, undamaged."""
-    try:
-        index = load(root)
-    except (IndexMissing, IndexDamaged, IndexForeign):
-        return None
-    if (index.model != model or index.manifest["chunking"] != settings.to_json()
-            or index.manifest.get("vectors") != recipe):
-        return None
-    return index
-
-
-def _latest_generation(root: Path) -> str:
-    gens = sorted(p.name for p in root.glob("gen-*") if p.is_dir()) if root.exists() else []
-    return gens[-1] if gens else "gen-000000"
+def needs_compaction(index: Index, gone: set[int]) -> bool:
+    """Whether the next update should write everything again: too many segments, too many dead
+    rows, or a corpus grown past exact search on segments that are all exact."""
+    if len(index.segments) + 1 > MAX_SEGMENTS:
+        return True
+    pass_doc = index.spans["pass_doc"]
+    dead = index.dead_passages.copy() if index.dead_passages is not None else np.zeros(len(pass_doc), bool)
+    if gone:
+        dead |= np.isin(pass_doc, np.fromiter(gone, dtype=np.int64))
+    if dead.sum() > MAX_DEAD * max(len(pass_doc), 1):
+        return True
+    rows = index.n_passages + index.n_sentences
+    return index.manifest["faiss"] == "flat" and choose_faiss(rows) != "flat"
 
 
 def choose_faiss(rows: int) -> str:
@@ -601,7 +448,6 @@ def choose_faiss(rows: int) -> str:
 
 
 ANN_THRESHOLD = 50_000
-EMBED_SLICE = 4096  # passages embedded per call: their vectors are written out before the next
 NPROBE = 32
 TRAIN_SAMPLE = 160_000  # k-means on a sample: 33-71 s for 4,000 lists at 1M vectors
 
@@ -624,25 +470,191 @@ def _faiss_index(vectors: np.ndarray, kind: str):
         index.nprobe = NPROBE  # stored in the file
     else:
         raise ValueError(f"unknown FAISS index kind {kind!r}")
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    if n:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 
 
-def _new_generation_folder(root: Path, previous: str) -> Path:
-    """The hidden folder the next generation is written in; it is renamed into place when whole."""
-    tmp = root / f".gen-{int(previous.split('-')[1]) + 1:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
+def _latest_generation(root: Path) -> str:
+    gens = sorted(p.name for p in root.glob("gen-*") if p.is_dir()) if root.exists() else []
+    return gens[-1] if gens else "gen-000000"
 
 
-def _write_generation(root, tmp, documents, skipped, corpus_root, embedder, settings, sentences, passages, p_vec,
-                      faiss_kind, extraction):
-    import faiss
+def _link_tree(source: Path, target: Path) -> None:
+    """target holds hard links to source's files (copies where links are refused)."""
+    target.mkdir(parents=True)
+    for entry in os.scandir(source):
+        try:
+            os.link(entry.path, target / entry.name)
+        except OSError:
+            shutil.copy2(entry.path, target / entry.name)
 
-    name = tmp.name[1:].removesuffix(".tmp")
+
+class FolderWriter:
+    """Writes the next generation of the index at root; nothing is live until commit().
+
+    keep: an update of previous (its segments and lexical indexes are hard-linked, its rows kept);
+    otherwise everything is written anew as one segment. Call under locked(root).
+    """
+
+    def __init__(self, root: Path, previous: Index | None, keep: bool):
+        self.root, self.keep = root, keep and previous is not None
+        self.previous = previous
+        last = previous.manifest["generation"] if previous is not None else _latest_generation(root)
+        self.name = f"gen-{int(last.split('-')[1]) + 1:06d}"
+        self.tmp = root / f".{self.name}.tmp"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        numbers = [int(s["name"].split("-")[1]) for s in previous.manifest["segments"]] if previous is not None else []
+        self.segment = f"seg-{max(numbers, default=0) + 1:06d}"
+        self.segments = list(previous.manifest["segments"]) if self.keep else []
+        self.live_passages = self.live_sentences = 0
+        if self.keep:
+            gen = root / previous.manifest["generation"]
+            for seg in self.segments:
+                _link_tree(gen / seg["name"], self.tmp / seg["name"])
+            for name in ("lexical-passages", "lexical-sentences"):
+                lexical.copy(gen / name, self.tmp / name)
+        self._vectors = None
+
+    def vectors(self, n_passages: int, n_sentences: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The new segment's vector arrays, memory-mapped files to write into: a million
+        passages' vectors never sit in memory at once, nor twice."""
+        folder = self.tmp / self.segment
+        folder.mkdir()
+        self._vectors = (
+            np.lib.format.open_memmap(folder / "passages.npy", mode="w+", dtype=np.float32, shape=(n_passages, dim)),
+            np.lib.format.open_memmap(folder / "sentences.npy", mode="w+", dtype=np.float32, shape=(n_sentences, dim)),
+        )
+        return self._vectors
+
+    def commit(self, documents: list[Document], sentences: list[Sentence], passages: list[Passage],
+               passage_words, sentence_words, gone: list[int], files: dict[str, dict], new_files: list[dict],
+               skipped: list[dict], meta: dict, faiss_kind: str | None = None) -> str:
+        """Write the new segment (documents with their sentences and passages, numbered within
+        it, and the words of each passage and sentence), retire the documents gone, and make the
+        generation live. Returns its name.
+
+        files: the file entries of the documents kept, by path ({"sha256", "stat", "doc"});
+        new_files: the new documents' entries, without "doc"; skipped: every skipped file's."""
+        import faiss
+
+        tmp, prev = self.tmp, self.previous if self.keep else None
+        p_vec, s_vec = self._vectors
+        doc0 = len(prev.documents) if prev else 0
+        pass0, sent0 = (prev.n_passages, prev.n_sentences) if prev else (0, 0)
+        if documents:
+            folder = tmp / self.segment
+            _write_documents(folder, documents)
+            p_vec.flush()
+            s_vec.flush()
+            kind = faiss_kind or choose_faiss(len(passages) + len(sentences))
+            faiss.write_index(_faiss_index(p_vec, kind), str(folder / "passages.faiss"))
+            self.segments.append({"name": self.segment, "documents": len(documents), "passages": len(passages),
+                                  "sentences": len(sentences), "faiss": kind})
+        else:
+            shutil.rmtree(tmp / self.segment, ignore_errors=True)
+        del self._vectors, p_vec, s_vec
+
+        # Rows of every segment, numbered across them: the old ones, then the new.
+        new = {
+            "sent_doc": [s.doc + doc0 for s in sentences], "sent_start": [s.start for s in sentences],
+            "sent_end": [s.end for s in sentences], "sent_heading": [s.heading for s in sentences],
+            "pass_doc": [p.doc + doc0 for p in passages], "pass_start": [p.start for p in passages],
+            "pass_end": [p.end for p in passages], "pass_first": [p.first_sentence + sent0 for p in passages],
+            "pass_last": [p.last_sentence + sent0 for p in passages],
+        }
+        (tmp / "spans").mkdir()
+        for key, dtype in SPANS.items():
+            column = np.asarray(new[key], dtype=dtype)
+            if prev is not None:
+                column = np.concatenate([np.asarray(prev.spans[key]), column])
+            np.save(tmp / "spans" / f"{key}.npy", column)
+        alive = np.concatenate([prev.alive, np.ones(len(documents), bool)]) if prev else np.ones(len(documents), bool)
+        alive[gone] = False
+        np.save(tmp / "alive.npy", alive)
+
+        pass_docs, sent_docs = new["pass_doc"], new["sent_doc"]
+        if prev is not None:
+            lexical.update(tmp / "lexical-passages", passage_words, pass_docs, pass0, gone)
+            lexical.update(tmp / "lexical-sentences", sentence_words, sent_docs, sent0, gone)
+        else:
+            lexical.build(tmp / "lexical-passages", passage_words, pass_docs)
+            lexical.build(tmp / "lexical-sentences", sentence_words, sent_docs)
+
+        corpus_root = meta["corpus_root"]
+        files = {**files, **{d.path: {**entry, "doc": doc0 + i} for i, (d, entry) in enumerate(zip(documents, new_files, strict=True))}}
+        row_doc = np.asarray(prev.spans["pass_doc"]) if prev else np.zeros(0, np.int32)
+        live_rows = alive[np.concatenate([row_doc, np.asarray(pass_docs, np.int32)])]
+        sent_doc = np.concatenate([np.asarray(prev.spans["sent_doc"]), np.asarray(sent_docs, np.int32)]) if prev else np.asarray(sent_docs, np.int32)
+        self.live_passages, self.live_sentences = int(live_rows.sum()), int(alive[sent_doc].sum())
+        manifest = {
+            "format": FORMAT,
+            "generation": self.name,
+            "model": meta["model"],
+            "dim": meta["dim"],
+            "vectors": meta["vectors"],
+            "chunking": meta["chunking"],
+            # Library versions and limits behind extracted text: when they change, `qa index` extracts again.
+            "extraction": meta["extraction"],
+            "faiss": "flat" if all(s["faiss"] == "flat" for s in self.segments) else "ivf",
+            "corpus": str(corpus_root.resolve()),
+            # Where the corpus sits from the index folder: a project folder holding both still fits when moved.
+            "corpus_relative": os.path.relpath(corpus_root.resolve(), self.root.resolve()),
+            "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "counts": {"documents": int(alive.sum()), "passages": self.live_passages, "sentences": self.live_sentences},
+            "rows": {"documents": len(alive), "passages": len(live_rows), "sentences": len(sent_doc)},
+            "segments": self.segments,
+            "files": files,
+            # What `qa ask` compares on a large corpus instead of every file's stamp (qa.api.ensure_index).
+            "folders": corpus_mod.folder_stamps(corpus_root),
+            "skipped": skipped,
+            "data": self._checksums(),
+        }
+        _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
+        return self._swap()
+
+    def _checksums(self) -> dict:
+        """Size and sha256 of every file of the new generation, synced; a file linked from the
+        previous generation keeps the checksum it had (it is the same file)."""
+        data = {}
+        prev = self.root / self.previous.manifest["generation"] if self.keep else None
+        known = self.previous.manifest["data"] if self.keep else {}
+        for path in sorted(self.tmp.rglob("*")):
+            if path.is_dir():  # segments' and tantivy's folders
+                _fsync_dir(path)
+                continue
+            name = path.relative_to(self.tmp).as_posix()
+            try:
+                linked = name in known and (prev / name).stat().st_ino == path.stat().st_ino
+            except OSError:
+                linked = False
+            if linked:
+                data[name] = known[name]
+                continue
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+            data[name] = {"bytes": path.stat().st_size, "sha256": corpus_mod.file_digest(path)}
+        return data
+
+    def _swap(self) -> str:
+        final = self.root / self.name
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(self.tmp, final)
+        _fsync_dir(self.root)
+        pointer = self.root / f".{CURRENT}.tmp"
+        _write_file(pointer, self.name.encode("utf-8"))
+        checkpoint("before-swap")
+        os.replace(pointer, self.root / CURRENT)  # the moment the new generation goes live
+        _fsync_dir(self.root)
+        checkpoint("after-swap")
+        remove_old_generations(self.root, self.name)
+        return self.name
+
+
+def _write_documents(folder: Path, documents: list[Document]) -> None:
     offsets = [0]  # where each document's line starts in docs.jsonl, then its end
-    with open(tmp / "docs.jsonl", "wb") as handle:
+    with open(folder / "docs.jsonl", "wb") as handle:
         for d in documents:
             record = {
                 "path": d.path, "sha256": d.sha256, "title": d.title, "date": d.date, "place": d.place,
@@ -655,79 +667,10 @@ def _write_generation(root, tmp, documents, skipped, corpus_root, embedder, sett
             line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
             handle.write(line)
             offsets.append(offsets[-1] + len(line))
-    np.save(tmp / "docs.offsets.npy", np.array(offsets, dtype=np.int64))
-    spans = {
-        "sent_doc": np.array([s.doc for s in sentences], dtype=np.int32),
-        "sent_start": np.array([s.start for s in sentences], dtype=np.int64),
-        "sent_end": np.array([s.end for s in sentences], dtype=np.int64),
-        "sent_heading": np.array([s.heading for s in sentences], dtype=np.bool_),
-        "pass_doc": np.array([p.doc for p in passages], dtype=np.int32),
-        "pass_start": np.array([p.start for p in passages], dtype=np.int64),
-        "pass_end": np.array([p.end for p in passages], dtype=np.int64),
-        "pass_first": np.array([p.first_sentence for p in passages], dtype=np.int32),
-        "pass_last": np.array([p.last_sentence for p in passages], dtype=np.int32),
-    }
-    np.savez(tmp / "spans.npz", **spans)
-    kind = faiss_kind or choose_faiss(len(passages) + len(sentences))
-    faiss.write_index(_faiss_index(p_vec, kind), str(tmp / "passages.faiss"))
-    lexical.build(tmp / "lexical-passages", (tokenize(embedding_text(documents[p.doc], p.start, p.end)) for p in passages))
-    lexical.build(tmp / "lexical-sentences", (tokenize(documents[s.doc].text[s.start : s.end]) for s in sentences))
-
-    stamps = _stamps(corpus_root)
-    # A document's sha256 is of its source file: for .txt and .md, of its strictly decoded UTF-8
-    # text, whose bytes are the file's (no second read); extracted formats hashed the file itself.
-    files = {d.path: {"sha256": d.sha256, "stat": stamps.get(d.path)} for d in documents}
-    data = {}
-    for path in sorted(tmp.rglob("*")):
-        if path.is_dir():  # tantivy's folders
-            _fsync_dir(path)
-            continue
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-        data[path.relative_to(tmp).as_posix()] = {"bytes": path.stat().st_size, "sha256": corpus_mod.file_digest(path)}
-    manifest = {
-        "format": FORMAT,
-        "generation": name,
-        "model": embedder.name,
-        "dim": embedder.dim,
-        "vectors": vectors_recipe(embedder),
-        "chunking": settings.to_json(),
-        # Library versions and limits behind extracted text: when they change, `qa index` extracts again.
-        "extraction": extraction,
-        "faiss": kind,
-        "corpus": str(corpus_root.resolve()),
-        # Where the corpus sits from the index folder: a project folder holding both still fits when moved.
-        "corpus_relative": os.path.relpath(corpus_root.resolve(), root.resolve()),
-        "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "counts": {"documents": len(documents), "passages": len(passages), "sentences": len(sentences)},
-        "files": files,
-        # What `qa ask` compares on a large corpus instead of every file's stamp (qa.api.ensure_index).
-        "folders": corpus_mod.folder_stamps(corpus_root),
-        "skipped": [
-            {"path": s.path, "reason": s.reason, "stat": stamps.get(s.path),
-             # Skipped files were never hashed: they are, once, so a touch alone doesn't count as a change.
-             "sha256": _digest_or_none(corpus_root if corpus_root.is_file() else corpus_root / s.path,
-                                       (stamps.get(s.path) or [0])[0])}
-            for s in skipped
-        ],
-        "data": data,
-    }
-    _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
-    final = root / name
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    pointer = root / f".{CURRENT}.tmp"
-    _write_file(pointer, name.encode("utf-8"))
-    _checkpoint("before-swap")
-    os.replace(pointer, root / CURRENT)  # the moment the new generation goes live
-    _fsync_dir(root)
-    _checkpoint("after-swap")
-    _remove_old_generations(root, name)
-    return name
+    np.save(folder / "docs.offsets.npy", np.array(offsets, dtype=np.int64))
 
 
-def _remove_old_generations(root: Path, live: str) -> None:
+def remove_old_generations(root: Path, live: str) -> None:
     """Delete every generation but the live one, and half-written ones a crash left behind."""
     for stale in root.glob("gen-*"):
         if stale.name != live:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from qa import store
+from qa import ingest, store
 from qa.answerer import Answerer
 from qa.embedder import Hashing
 from qa.errors import ExitStatus
@@ -44,7 +44,7 @@ def answers(root: Path, corpus: Path) -> list[dict]:
 
 
 def doc_paths(root: Path) -> set[str]:
-    return {d.path for d in store.load(root).documents}
+    return {d.path for _, d in store.load(root).live_documents()}
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -160,7 +160,7 @@ def test_crash_at_each_stage_leaves_a_loadable_index(indexed, stage, tmp_path):
     assert answerer.ask(NEW_QUESTION).answers[0].source.path.endswith("new.txt")
 
     # The index finished after a crash answers exactly like one built from scratch.
-    store.build(corpus, tmp_path / "fresh", Hashing(), rebuild=True)
+    ingest.build(corpus, tmp_path / "fresh", Hashing(), rebuild=True)
     assert answers(root, corpus) == answers(tmp_path / "fresh", corpus)
 
 
@@ -200,7 +200,7 @@ def test_sigkill_from_outside_at_random_moments(tmp_path):
         assert proc.returncode in (0, -signal.SIGKILL), f"{err} {where}"
         now = doc_paths(root)  # store.load: the live index loads and checks out
         assert now in (indexed, wanted), f"index holds neither the old nor the new corpus {where}"
-        assert len(store.load(root).documents) in (len(indexed), len(wanted))
+        assert store.load(root).manifest["counts"]["documents"] in (len(indexed), len(wanted))
         indexed = now
     assert any(rc == -signal.SIGKILL for _, rc in outcomes), f"no run was actually killed: {outcomes}"
 
@@ -291,16 +291,17 @@ def _writer(content: bytes):
     return lambda path: path.write_bytes(content)
 
 
-GEN_FILES = ["docs.jsonl", "docs.offsets.npy", "spans.npz", "passages.npy", "sentences.npy", "passages.faiss", "manifest.json"]
+GEN_FILES = ["seg-000001/docs.jsonl", "seg-000001/docs.offsets.npy", "spans/pass_doc.npy", "seg-000001/passages.npy",
+    "seg-000001/sentences.npy", "seg-000001/passages.faiss", "manifest.json", "alive.npy"]
 GEN_FOLDERS = ["lexical-passages", "lexical-sentences"]  # tantivy's: meta.json and segment files
 DAMAGE = (
     [(name, "truncated", _truncate) for name in GEN_FILES]
-    + [(name, "corrupted", _corrupt) for name in ("docs.jsonl", "passages.faiss", "manifest.json")]
+    + [(name, "corrupted", _corrupt) for name in ("seg-000001/docs.jsonl", "seg-000001/passages.faiss", "manifest.json")]
     + [(f"{folder}/{name}", how, damage) for folder in GEN_FOLDERS for name in ("meta.json", "*.idx", "*.term")
        for how, damage in (("truncated", _truncate), ("corrupted", _corrupt))]
     + [
         ("lexical-sentences/*.fast", "deleted", Path.unlink),
-        ("passages.npy", "deleted", Path.unlink),
+        ("seg-000001/passages.npy", "deleted", Path.unlink),
         ("manifest.json", "deleted", Path.unlink),
         ("manifest.json", "not a JSON object", _writer(b"[]")),
         ("manifest.json", "missing its fields", _writer(b'{"format": 1}')),
@@ -310,14 +311,14 @@ DAMAGE = (
     ]
 )
 # After these, also check that `qa index --rebuild` repairs the index (instead of restoring a copy).
-REPAIR = {("CURRENT", "not UTF-8"), ("manifest.json", "missing its fields"), ("docs.jsonl", "corrupted")}
+REPAIR = {("CURRENT", "not UTF-8"), ("manifest.json", "missing its fields"), ("seg-000001/docs.jsonl", "corrupted")}
 
 
 def test_damaged_index_files_are_reported_and_rebuild_repairs_them(workdir, tmp_path):
     root, corpus = workdir / "vectors", workdir / "seeds"
     assert run_qa("index", cwd=workdir).returncode == 0
     gen = store.current_generation(root)
-    assert sorted(GEN_FILES + GEN_FOLDERS) == sorted(p.name for p in gen.iterdir())
+    assert sorted({name.split("/")[0] for name in GEN_FILES + GEN_FOLDERS}) == sorted(p.name for p in gen.iterdir())
     expected = answers(root, corpus)
     backup = tmp_path / "backup"
     shutil.copytree(root, backup)
@@ -476,9 +477,9 @@ def test_unreadable_file_is_remembered_as_skipped_even_as_root(workdir, monkeypa
         return builtins.open(path, *args, **kwargs)
 
     monkeypatch.setattr(corpus_mod, "open", refusing_open, raising=False)
-    report = store.build(corpus, root, Hashing())
+    report = ingest.build(corpus, root, Hashing())
     assert [(s.path, s.reason) for s in report.skipped] == [("unreadable.txt", "cannot be read (Permission denied)")]
-    assert store.stale_files(root, corpus) == []  # what `qa ask` checks before answering
+    assert ingest.stale_files(root, corpus) == []  # what `qa ask` checks before answering
 
 
 def test_skipped_file_message_is_one_line_even_for_a_long_name(workdir):

@@ -11,7 +11,8 @@ from qa.answerer import THRESHOLD, Answerer
 from qa.embedder import Hashing
 from qa.errors import BadInput
 from qa.retriever import Retriever, Weights
-from qa.store import build, load
+from qa.ingest import build
+from qa.store import load
 
 from conftest import OWN as DEV, SEEDS, SHARED
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import CountingEmbedder, run_qa
-from qa import corpus, store
+from qa import corpus, ingest, store
 from test_documents import FIXTURES, GOOD, HOSTILE, HOSTILE_REASONS
 
 
@@ -102,7 +102,7 @@ def test_a_changed_web_page_is_extracted_again_and_only_it(tmp_path, monkeypatch
     real = corpus.extract
     monkeypatch.setattr(corpus, "extract", lambda name, *a: calls.append(name) or real(name, *a))
     embedder = CountingEmbedder()
-    store.build(docs, index, embedder)
+    ingest.build(docs, index, embedder)
     assert sorted(calls) == sorted(n for n in GOOD + ["million-pages.pdf"] if not n.endswith((".txt", ".md")))
 
     page = docs / "the-ledger-bakery-closure.html"
@@ -110,20 +110,21 @@ def test_a_changed_web_page_is_extracted_again_and_only_it(tmp_path, monkeypatch
     (docs / "report.pdf").touch()  # a new mtime, same bytes: reused, not extracted
     calls.clear()
     embedder.embedded = 0
-    assert store.stale_files(index, docs) == ["the-ledger-bakery-closure.html"]
-    report = store.build(docs, index, embedder)
+    assert ingest.stale_files(index, docs) == ["the-ledger-bakery-closure.html"]
+    report = ingest.build(docs, index, embedder)
     assert calls == ["the-ledger-bakery-closure.html"]
     assert report.updated == ["the-ledger-bakery-closure.html"] and len(report.kept) == len(GOOD) - 1
     assert [s.path for s in report.skipped] == ["million-pages.pdf"]  # its verdict was reused too
     loaded = store.load(index)
-    bakery = next(d for d in loaded.documents if d.path == "the-ledger-bakery-closure.html")
+    live = {d.path: (i, d) for i, d in loaded.live_documents()}
+    number, bakery = live["the-ledger-bakery-closure.html"]
     assert "175 jobs would go" in bakery.text
-    assert embedder.embedded == sum(1 for s in range(loaded.n_sentences) if loaded.sentence(s).doc == loaded.documents.index(bakery)) \
-        + sum(1 for p in range(loaded.n_passages) if loaded.passage(p).doc == loaded.documents.index(bakery))
-    assert next(d for d in loaded.documents if d.path == "report.pdf").pages  # page map kept on reuse
+    assert embedder.embedded == sum(1 for s in range(loaded.n_sentences) if loaded.sentence(s).doc == number) \
+        + sum(1 for p in range(loaded.n_passages) if loaded.passage(p).doc == number)
+    assert live["report.pdf"][1].pages  # page map kept on reuse
 
     calls.clear()
-    store.build(docs, index, embedder, rebuild=True)  # --rebuild extracts everything again
+    ingest.build(docs, index, embedder, rebuild=True)  # --rebuild extracts everything again
     assert len(calls) == len(GOOD) - 2 + 1
 
 

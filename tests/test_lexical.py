@@ -17,9 +17,12 @@ TEXTS = [
 ]
 
 
+DOCS = [0, 0, 1, 1, 2, 2]  # two texts a document
+
+
 @pytest.fixture
 def index(tmp_path):
-    lexical.build(tmp_path / "lex", map(tokenize, TEXTS))
+    lexical.build(tmp_path / "lex", map(tokenize, TEXTS), DOCS)
     return tmp_path / "lex"
 
 
@@ -63,7 +66,7 @@ def test_idf_is_higher_for_rarer_words_and_never_negative(index):
 
 
 def test_added_rows_are_found_under_their_numbers(index):
-    lexical.add(index, [tokenize("A cyclist won the mountain stage of the race.")], len(TEXTS))
+    lexical.update(index, [tokenize("A cyclist won the mountain stage of the race.")], [3], len(TEXTS))
     lex = lexical.Lexical(index)
     assert lex.size == len(TEXTS) + 1
     rows, _ = lex.top(tokenize("cyclist mountain stage"), 3)
@@ -71,3 +74,15 @@ def test_added_rows_are_found_under_their_numbers(index):
     rows, _ = lex.top(tokenize("striker won"), 10)
     assert set(rows.tolist()) == {0, 4, len(TEXTS)}
     assert np.issubdtype(rows.dtype, np.integer)
+
+
+def test_an_update_deletes_a_documents_rows_and_leaves_a_copy_as_it_was(index, tmp_path):
+    copy = tmp_path / "copy"
+    lexical.copy(index, copy)
+    lexical.update(copy, [tokenize("The striker retired after the final.")], [3], len(TEXTS), dead=[0, 2])
+    updated, original = lexical.Lexical(copy), lexical.Lexical(index)
+    assert updated.size == len(TEXTS) - 4 + 1 and original.size == len(TEXTS)
+    rows, _ = updated.top(tokenize("striker final comet revenue"), 10)
+    assert sorted(rows.tolist()) == [2, 3, len(TEXTS)]  # document 1's rows and the new one; 0 and 2 went
+    rows, _ = original.top(tokenize("striker final comet revenue"), 10)
+    assert sorted(rows.tolist()) == [0, 1, 2, 3, 4, 5]

@@ -162,7 +162,7 @@ def test_a_part_past_the_window_is_encoded_by_itself(encoder):
 def test_pooled_int8_index_finds_what_a_separate_fp32_one_does(encoder, tmp_path):
     """The corpus encoded as qa index now does (int8, sentences pooled) against sentence-transformers
     encoding every passage and sentence alone: the same first article for nearly every question."""
-    from qa import embedder, store
+    from qa import embedder, ingest, store
     from qa.retriever import Retriever
 
     seeds = REPO / "seeds"
@@ -171,7 +171,7 @@ def test_pooled_int8_index_finds_what_a_separate_fp32_one_does(encoder, tmp_path
     model = embedder.get(embedder.DEFAULT_MODEL)
     tops = []
     for name, embed in (("pooled", encoder), ("separate", model)):
-        store.build(seeds, tmp_path / name, embed)
+        ingest.build(seeds, tmp_path / name, embed)
         index = store.load(tmp_path / name)
         assert index.manifest["vectors"] == ("int8, sentences pooled" if name == "pooled" else "fp32, sentences separate")
         hits = Retriever(index, embed).search_batch(questions, k=1)

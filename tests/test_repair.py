@@ -23,7 +23,8 @@ from conftest import SEEDS, run_qa
 QUESTION = "Whose positive reaction to the start of the Russian-Syrian humanitarian operation in Aleppo did Borodavkin welcome?"
 MINILM = "all-MiniLM-L6-v2"
 GEN_FILES = [
-    "docs.jsonl", "docs.offsets.npy", "spans.npz", "passages.npy", "sentences.npy", "passages.faiss", "manifest.json",
+    "seg-000001/docs.jsonl", "seg-000001/docs.offsets.npy", "spans/pass_doc.npy", "seg-000001/passages.npy",
+    "seg-000001/sentences.npy", "seg-000001/passages.faiss", "manifest.json", "alive.npy",
     # tantivy's: its list of segments, and files of the one segment a small index has
     "lexical-passages/meta.json", "lexical-passages/*.term", "lexical-sentences/meta.json", "lexical-sentences/*.idx",
 ]
@@ -213,7 +214,7 @@ def test_each_generation_file_damaged_cut_or_deleted_is_refused_and_reported(pro
 def test_rebuild_repairs_each_generation_file(project, name):
     root = project / "vectors"
     gen = store.current_generation(root)
-    truncate(part(gen, name)) if name != "passages.npy" else delete(part(gen, name))
+    truncate(part(gen, name)) if name != "seg-000001/passages.npy" else delete(part(gen, name))
     repaired = run_qa("index", "--rebuild", cwd=project)
     assert repaired.returncode == 0, repaired.stderr
     done = run_qa("status", cwd=project)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from qa import retriever as retriever_mod
-from qa import store
+from qa import ingest, store
 from qa.answerer import Answerer
 from qa.embedder import Hashing
 from qa.lexical import tokenize
@@ -14,14 +14,14 @@ from conftest import SEEDS, own_questions
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory):
     root = tmp_path_factory.mktemp("r")
-    store.build(SEEDS, root / "flat", Hashing())
-    store.build(SEEDS, root / "ivf", Hashing(), faiss_kind="ivf")
+    ingest.build(SEEDS, root / "flat", Hashing())
+    ingest.build(SEEDS, root / "ivf", Hashing(), faiss_kind="ivf")
     return store.load(root / "flat"), store.load(root / "ivf")
 
 
 def test_approximate_path_ranks_like_exact_search_on_a_small_index(indexes):
     flat, ivf = indexes
-    assert ivf.manifest["faiss"] == "ivf" and ivf._faiss.nprobe == store.NPROBE  # survives write/read
+    assert ivf.manifest["faiss"] == "ivf" and ivf.segments[0].faiss.nprobe == store.NPROBE  # survives write/read
     exact, approx = Retriever(flat, Hashing()), Retriever(ivf, Hashing())
     assert approx.approximate and not exact.approximate
     questions = [q["question"] for q in own_questions()]

@@ -198,11 +198,11 @@ class _Finds:
 
 def test_top_k_never_shows_the_same_answer_twice(tmp_path):
     from conftest import SEEDS
-    from qa import store
+    from qa import ingest, store
     from qa.answerer import Answerer
     from qa.embedder import Hashing
 
-    store.build(SEEDS, tmp_path / "v", Hashing())
+    ingest.build(SEEDS, tmp_path / "v", Hashing())
     finds = _Finds({"Staffan de Mistura": 0.9, "de Mistura": 0.6, "Mistura": 0.5, "Lavrov": 0.4})
     answerer = Answerer(store.load(tmp_path / "v"), Hashing(), SEEDS, reader=finds, calibration=None, passages=10)
     answers = answerer.ask("Who is the envoy?", k=3).answers

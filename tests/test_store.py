@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from qa import store
+from qa import ingest, store
 from qa.answerer import Answerer
 from qa.embedder import Hashing
 from qa.errors import IndexBusy, IndexDamaged, IndexMissing
@@ -19,12 +19,12 @@ def answers(root, corpus):
 
 
 def test_save_load_round_trip(tmp_path):
-    report = store.build(SEEDS, tmp_path / "v", Hashing())
+    report = ingest.build(SEEDS, tmp_path / "v", Hashing())
     index = store.load(tmp_path / "v")
     assert index.n_passages == report.passages and index.n_sentences == report.sentences
     assert [d.path for d in index.documents] == sorted(p.name for p in SEEDS.glob("*.txt"))
     texts = [index.passage_text(i) for i in range(index.n_passages)]
-    fresh = Hashing().embed_batch([store.embedding_text(index.documents[index.passage(i).doc], index.passage(i).start, index.passage(i).end) for i in range(index.n_passages)])
+    fresh = Hashing().embed_batch([ingest.embedding_text(index.documents[index.passage(i).doc], index.passage(i).start, index.passage(i).end) for i in range(index.n_passages)])
     assert np.allclose(index.passage_vectors, fresh)
     assert all(texts)
     scores, ids = index.search_passages(fresh[:3], 1)
@@ -33,11 +33,11 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_indexing_twice_gives_the_same_answers(tmp_path):
-    store.build(SEEDS, tmp_path / "v", Hashing())
+    ingest.build(SEEDS, tmp_path / "v", Hashing())
     first = answers(tmp_path / "v", SEEDS)
-    again = store.build(SEEDS, tmp_path / "v", Hashing())
+    again = ingest.build(SEEDS, tmp_path / "v", Hashing())
     assert again.unchanged
-    rebuilt = store.build(SEEDS, tmp_path / "v", Hashing(), rebuild=True)
+    rebuilt = ingest.build(SEEDS, tmp_path / "v", Hashing(), rebuild=True)
     assert not rebuilt.unchanged
     assert answers(tmp_path / "v", SEEDS) == first
 
@@ -47,11 +47,11 @@ def test_incremental_add_edit_delete_embed_only_what_changed(tmp_path):
     shutil.copytree(SEEDS, corpus)
     extra = corpus / "extra.txt"
     root = tmp_path / "v"
-    store.build(corpus, root, Hashing())
+    ingest.build(corpus, root, Hashing())
 
     extra.write_text("Title of the new piece\n\nOSLO, May 2. The mayor opened a new bridge. It is long.\n", encoding="utf-8")
     counting = CountingEmbedder()
-    report = store.build(corpus, root, counting)
+    report = ingest.build(corpus, root, counting)
     assert report.added == ["extra.txt"] and len(report.kept) == 5
     new = [i for i, d in enumerate(store.load(root).documents) if d.path == "extra.txt"][0]
     index = store.load(root)
@@ -61,18 +61,18 @@ def test_incremental_add_edit_delete_embed_only_what_changed(tmp_path):
 
     extra.write_text("Title of the new piece\n\nOSLO, May 2. The mayor closed the bridge.\n", encoding="utf-8")
     counting = CountingEmbedder()
-    report = store.build(corpus, root, counting)
+    report = ingest.build(corpus, root, counting)
     assert report.updated == ["extra.txt"] and counting.embedded == 2 + 1  # 1 passage; title + 1 sentence
 
     extra.unlink()
     counting = CountingEmbedder()
-    report = store.build(corpus, root, counting)
+    report = ingest.build(corpus, root, counting)
     assert report.removed == ["extra.txt"] and counting.embedded == 0
     assert answers(root, corpus) == answers_after_rebuild(tmp_path, corpus)
 
 
 def answers_after_rebuild(tmp_path, corpus):
-    store.build(corpus, tmp_path / "fresh", Hashing(), rebuild=True)
+    ingest.build(corpus, tmp_path / "fresh", Hashing(), rebuild=True)
     return answers(tmp_path / "fresh", corpus)
 
 
@@ -80,13 +80,13 @@ def test_missing_and_damaged_indexes_are_reported(tmp_path):
     root = tmp_path / "v"
     with pytest.raises(IndexMissing):
         store.load(root)
-    store.build(SEEDS, root, Hashing())
+    ingest.build(SEEDS, root, Hashing())
     gen = store.current_generation(root)
-    vectors = gen / "passages.npy"
+    vectors = gen / "seg-000001" / "passages.npy"
     vectors.write_bytes(vectors.read_bytes()[:-100])
     with pytest.raises(IndexDamaged, match="qa index --rebuild"):
         store.load(root)
-    store.build(SEEDS, root, Hashing())  # a damaged index is rebuilt, not reused
+    ingest.build(SEEDS, root, Hashing())  # a damaged index is rebuilt, not reused
     store.load(root)
     (root / "CURRENT").write_text("../../etc", encoding="utf-8")
     with pytest.raises(IndexDamaged):
@@ -95,8 +95,8 @@ def test_missing_and_damaged_indexes_are_reported(tmp_path):
 
 def test_flipped_byte_fails_the_checksum(tmp_path):
     root = tmp_path / "v"
-    store.build(SEEDS, root, Hashing())
-    docs = store.current_generation(root) / "docs.jsonl"
+    ingest.build(SEEDS, root, Hashing())
+    docs = store.current_generation(root) / "seg-000001" / "docs.jsonl"
     data = bytearray(docs.read_bytes())
     data[200] ^= 0x01
     docs.write_bytes(bytes(data))
@@ -108,12 +108,12 @@ def test_second_writer_is_refused(tmp_path):
     root = tmp_path / "v"
     with store.locked(root):
         with pytest.raises(IndexBusy, match="being updated"):
-            store.build(SEEDS, root, Hashing())
-    store.build(SEEDS, root, Hashing())  # released: works again
+            ingest.build(SEEDS, root, Hashing())
+    ingest.build(SEEDS, root, Hashing())  # released: works again
 
 
 def test_documents_are_read_when_used_not_when_the_index_opens(tmp_path):
-    store.build(SEEDS, tmp_path / "v", Hashing())
+    ingest.build(SEEDS, tmp_path / "v", Hashing())
     index = store.load(tmp_path / "v")
     documents = index.documents
     assert len(documents) == len(list(SEEDS.glob("*.txt"))) and not documents._cache  # nothing parsed yet
@@ -124,12 +124,12 @@ def test_documents_are_read_when_used_not_when_the_index_opens(tmp_path):
 
 
 def test_a_damaged_document_line_is_reported_when_read(tmp_path):
-    store.build(SEEDS, tmp_path / "v", Hashing())
+    ingest.build(SEEDS, tmp_path / "v", Hashing())
     gen = store.current_generation(tmp_path / "v")
-    offsets = np.load(gen / "docs.offsets.npy")
-    data = bytearray((gen / "docs.jsonl").read_bytes())
+    offsets = np.load(gen / "seg-000001" / "docs.offsets.npy")
+    data = bytearray((gen / "seg-000001" / "docs.jsonl").read_bytes())
     data[offsets[1]] = ord("#")  # the second line no longer parses; the file keeps its size
-    (gen / "docs.jsonl").write_bytes(bytes(data))
+    (gen / "seg-000001" / "docs.jsonl").write_bytes(bytes(data))
     with pytest.raises(IndexDamaged, match="fails its checksum"):
         store.load(tmp_path / "v")  # a small index is checked whole on open
     index = store.load(tmp_path / "v", verify=False)
@@ -139,9 +139,9 @@ def test_a_damaged_document_line_is_reported_when_read(tmp_path):
 
 
 def test_opening_checks_the_smallest_files_by_checksum_within_a_budget(tmp_path, monkeypatch):
-    store.build(SEEDS, tmp_path / "v", Hashing())
+    ingest.build(SEEDS, tmp_path / "v", Hashing())
     gen = store.current_generation(tmp_path / "v")
-    sizes = {p.name: p.stat().st_size for p in gen.iterdir() if p.is_file()}
+    sizes = {p.relative_to(gen).as_posix(): p.stat().st_size for p in gen.rglob("*") if p.is_file()}
     biggest = max(sizes, key=sizes.get)
     data = bytearray((gen / biggest).read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -176,10 +176,10 @@ class PartsEmbedder:
 
 @pytest.mark.parametrize("make", [Hashing, PartsEmbedder], ids=["separate", "pooled"])
 def test_vectors_embedded_in_slices_are_the_vectors_embedded_at_once(tmp_path, monkeypatch, make):
-    store.build(SEEDS, tmp_path / "whole", make())
-    monkeypatch.setattr(store, "EMBED_SLICE", 4)
+    ingest.build(SEEDS, tmp_path / "whole", make())
+    monkeypatch.setattr(ingest, "EMBED_SLICE", 4)
     sliced = make()
-    store.build(SEEDS, tmp_path / "sliced", sliced)
+    ingest.build(SEEDS, tmp_path / "sliced", sliced)
     whole, parts = store.load(tmp_path / "whole"), store.load(tmp_path / "sliced")
     if isinstance(sliced, PartsEmbedder):
         assert sliced.calls == -(-whole.n_passages // 4) > 1
@@ -204,10 +204,71 @@ def test_a_large_corpus_is_checked_by_its_folders_on_each_question(tmp_path, mon
     (corpus / "wire" / "new.txt").write_text("Added later\n\nThe striker scored twice in the final.\n", encoding="utf-8")
     index = api.ensure_index(corpus, tmp_path / "v", "hashing-512", notify=notes.append)
     assert len(notes) == 1 and "the corpus changed" in notes[0]
-    assert {d.path for d in index.documents} >= {"wire/new.txt", f"wire/{first.name}"}
-    assert "A sentence added in place." in next(d.text for d in index.documents if d.path == f"wire/{first.name}")
+    live = {d.path: d for _, d in index.live_documents()}
+    assert live.keys() >= {"wire/new.txt", f"wire/{first.name}"}
+    assert "A sentence added in place." in live[f"wire/{first.name}"].text
     notes.clear()
     monkeypatch.setattr(api, "QUICK_CHECK_FILES", 10_000)  # a small corpus: every file's stamp, as before
     first.write_text(first.read_text(encoding="utf-8") + "\nAnother one.\n", encoding="utf-8")
     api.ensure_index(corpus, tmp_path / "v", "hashing-512", notify=notes.append)
     assert len(notes) == 1 and first.name in notes[0]
+
+
+def _rows_of(index, path):
+    """The passage rows of the live document from path."""
+    (doc,) = [i for i, d in index.live_documents() if d.path == path]
+    return set(np.flatnonzero(np.asarray(index.spans["pass_doc"]) == doc).tolist())
+
+
+@pytest.mark.parametrize("kind", [None, "ivf"], ids=["exact", "ivf"])
+def test_an_update_appends_a_segment_keeps_the_old_files_and_never_finds_dead_rows(tmp_path, kind):
+    from qa.retriever import Retriever
+
+    corpus, root = tmp_path / "c", tmp_path / "v"
+    shutil.copytree(SEEDS, corpus)
+    ingest.build(corpus, root, Hashing(), faiss_kind=kind)
+    first = store.current_generation(root) / "seg-000001"
+    inodes = {p.name: p.stat().st_ino for p in first.iterdir()}
+    victim = sorted(corpus.glob("*.txt"))[0]
+    before = store.load(root)
+    old_rows = _rows_of(before, victim.name)
+    old_text = before.passage_text(min(old_rows))
+
+    victim.write_text("Harbour news\n\nBERGEN, May 3. The ferry to the islands was cancelled by the storm.\n", encoding="utf-8")
+    (corpus / "new.txt").write_text("Mountain news\n\nTROMSO, May 4. A climber reached the summit in record time.\n",
+                                    encoding="utf-8")
+    report = ingest.build(corpus, root, Hashing())
+    assert not report.compacted and report.added == ["new.txt"] and report.updated == [victim.name]
+    index = store.load(root)
+    assert [s["name"] for s in index.manifest["segments"]] == ["seg-000001", "seg-000002"]
+    gen = store.current_generation(root)
+    assert {p.name: p.stat().st_ino for p in (gen / "seg-000001").iterdir()} == inodes  # linked, not written again
+    assert index.n_passages == before.n_passages + len(_rows_of(index, victim.name)) + len(_rows_of(index, "new.txt"))
+    assert index.live_passages == index.n_passages - len(old_rows) == index.lexical_passages.size
+    assert index.manifest["files"][victim.name]["doc"] == len(before.documents)  # numbered after the old ones
+
+    # The old version's rows are gone from both searches, even for its own words and vector.
+    retriever = Retriever(index, Hashing())
+    hits = retriever.search(old_text, k=50)
+    assert hits and not {h.passage for h in hits} & old_rows
+    _, rows = index.search_passages(Hashing().embed_batch([old_text]), 50)
+    assert not set(rows[0].tolist()) & old_rows
+    assert retriever.search("Which ferry was cancelled by the storm?", k=1)[0].passage in _rows_of(index, victim.name)
+    assert retriever.search("Who reached the summit in record time?", k=1)[0].passage in _rows_of(index, "new.txt")
+
+
+def test_too_many_segments_are_compacted_into_one(tmp_path, monkeypatch):
+    corpus, root = tmp_path / "c", tmp_path / "v"
+    shutil.copytree(SEEDS, corpus)
+    ingest.build(corpus, root, Hashing())
+    monkeypatch.setattr(store, "MAX_SEGMENTS", 3)
+    reports = []
+    for n in range(3):
+        (corpus / f"new{n}.txt").write_text(f"Note {n}\n\nThe council met on day {n} and voted on the budget.\n", encoding="utf-8")
+        counting = CountingEmbedder()
+        reports.append((ingest.build(corpus, root, counting), counting.embedded))
+    assert [r.compacted for r, _ in reports] == [False, False, True]
+    assert reports[2][1] == 2 + 1  # the compaction embeds only the new file, the rest is reused
+    index = store.load(root)
+    assert [s["name"] for s in index.manifest["segments"]] == ["seg-000004"] and index.dead_passages is None
+    assert answers(root, corpus) == answers_after_rebuild(tmp_path, corpus)
