@@ -82,18 +82,13 @@ def plan(corpus_root: Path, manifest: dict) -> Plan:
         if entry is None:
             out.read.append(name)
             continue
-        try:
-            st = path.stat()
-            stamp = [st.st_size, st.st_mtime_ns]
-        except OSError:  # a dangling link or a loop: changed only if it was readable before
-            stamp = None
+        same, stamp = _same_file(path, entry)
+        if not same:
+            out.read.append(name)
+            if name in files:
+                out.gone.append(files[name]["doc"])
+            continue
         if stamp != entry.get("stat"):
-            digest = _digest_or_none(path, stamp[0]) if stamp is not None else None
-            if digest is None or digest != entry.get("sha256"):
-                out.read.append(name)
-                if name in files:
-                    out.gone.append(files[name]["doc"])
-                continue
             out.restamped = True
             entry = {**entry, "stat": stamp}
         if name in files:
@@ -109,6 +104,21 @@ def stale_files(root: Path, corpus_root: Path, manifest: dict | None = None) -> 
     """Corpus files added, changed or removed since the index was built ([] when fresh)."""
     found = plan(corpus_root, manifest or store.read_manifest(root))
     return found.read + found.removed
+
+
+def _same_file(path: Path, entry: dict) -> tuple[bool, list[int] | None]:
+    """(whether path still holds what the file entry recorded, its [size, mtime] now): the same
+    stamp, or else the same sha256. A file that cannot be stat-ed (a dangling link, a loop) is
+    the same only if it could not be before either."""
+    try:
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        stamp = None
+    if stamp == entry.get("stat"):
+        return True, stamp
+    digest = _digest_or_none(path, stamp[0]) if stamp is not None else None
+    return digest is not None and digest == entry.get("sha256"), stamp
 
 
 def _digest_or_none(path: Path, size: int) -> str | None:
@@ -244,7 +254,7 @@ def build(
         return _compact(corpus_root, root, embedder, settings, extraction, old, progress, faiss_kind)
 
 
-def _meta(corpus_root: Path, root: Path, embedder, settings: ChunkSettings, extraction: dict) -> dict:
+def _meta(corpus_root: Path, embedder, settings: ChunkSettings, extraction: dict) -> dict:
     """What the manifest says of how the index was made."""
     return {"model": embedder.name, "dim": embedder.dim, "vectors": vectors_recipe(embedder),
             "chunking": settings.to_json(), "extraction": extraction, "corpus_root": corpus_root}
@@ -258,7 +268,7 @@ def _update(corpus_root, root, embedder, settings, extraction, old: store.Index,
     if store.needs_compaction(old, gone):
         return None
     sentences, passages = chunk(documents, settings)
-    was = {name: entry for name, entry in old.manifest["files"].items()}
+    was = old.manifest["files"]
     report = Report(skipped=[corpus_mod.Skipped(s["path"], s["reason"]) for s in found.kept_skipped] + skipped,
                     kept=sorted(found.kept), removed=[n for n in found.removed if n in was])
     for d in documents:
@@ -273,7 +283,7 @@ def _update(corpus_root, root, embedder, settings, extraction, old: store.Index,
     report.generation = writer.commit(
         documents, sentences, passages, passage_words, sentence_words, gone=sorted(gone), files=found.kept,
         new_files=new_files, skipped=found.kept_skipped + new_skipped,
-        meta=_meta(corpus_root, root, embedder, settings, extraction),
+        meta=_meta(corpus_root, embedder, settings, extraction),
     )
     report.passages, report.sentences = writer.live_passages, writer.live_sentences
     return report
@@ -338,7 +348,7 @@ def _compact(corpus_root, root, embedder, settings, extraction, old: store.Index
     new_files, new_skipped = _entries(corpus_root, documents, skipped)
     report.generation = writer.commit(
         documents, sentences, passages, passage_words, sentence_words, gone=[], files={}, new_files=new_files,
-        skipped=new_skipped, meta=_meta(corpus_root, root, embedder, settings, extraction), faiss_kind=faiss_kind,
+        skipped=new_skipped, meta=_meta(corpus_root, embedder, settings, extraction), faiss_kind=faiss_kind,
     )
     return report
 
@@ -355,14 +365,9 @@ def _extracted_before(old: store.Index, corpus_root: Path, extraction: dict) -> 
         entry = manifest["files"].get(name) or skipped.get(name)
         if entry is None:
             return None
-        try:
-            st = path.stat()
-        except OSError:
+        same, stamp = _same_file(path, entry)
+        if not same or stamp is None:
             return None
-        if [st.st_size, st.st_mtime_ns] != entry.get("stat"):
-            digest = _digest_or_none(path, st.st_size)
-            if digest is None or digest != entry.get("sha256"):
-                return None
         if name in manifest["files"]:
             return old.documents[manifest["files"][name]["doc"]]
         return corpus_mod.Skipped(name, entry["reason"])

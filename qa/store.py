@@ -565,11 +565,13 @@ class FolderWriter:
             "pass_last": [p.last_sentence + sent0 for p in passages],
         }
         (tmp / "spans").mkdir()
+        columns = {}
         for key, dtype in SPANS.items():
             column = np.asarray(new[key], dtype=dtype)
             if prev is not None:
                 column = np.concatenate([np.asarray(prev.spans[key]), column])
             np.save(tmp / "spans" / f"{key}.npy", column)
+            columns[key] = column
         alive = np.concatenate([prev.alive, np.ones(len(documents), bool)]) if prev else np.ones(len(documents), bool)
         alive[gone] = False
         np.save(tmp / "alive.npy", alive)
@@ -584,9 +586,7 @@ class FolderWriter:
 
         corpus_root = meta["corpus_root"]
         files = {**files, **{d.path: {**entry, "doc": doc0 + i} for i, (d, entry) in enumerate(zip(documents, new_files, strict=True))}}
-        row_doc = np.asarray(prev.spans["pass_doc"]) if prev else np.zeros(0, np.int32)
-        live_rows = alive[np.concatenate([row_doc, np.asarray(pass_docs, np.int32)])]
-        sent_doc = np.concatenate([np.asarray(prev.spans["sent_doc"]), np.asarray(sent_docs, np.int32)]) if prev else np.asarray(sent_docs, np.int32)
+        live_rows, sent_doc = alive[columns["pass_doc"]], columns["sent_doc"]
         self.live_passages, self.live_sentences = int(live_rows.sum()), int(alive[sent_doc].sum())
         manifest = {
             "format": FORMAT,
