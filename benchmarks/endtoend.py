@@ -228,6 +228,17 @@ def in_child(name: str, *args) -> dict:
     return result
 
 
+def agree(records: list[dict], others: list[dict]) -> tuple[int, int]:
+    """How many records are equal whole (every answer, citation and score), and how many in
+    their top answer: the same phrase from the same place, or both abstaining."""
+    def top(record: dict) -> tuple:
+        first = record["answers"][0] if record["answers"] else {}
+        return record["abstained"], first.get("answer"), json.dumps(first.get("source"), sort_keys=True)
+
+    pairs = list(zip(records, others, strict=True))
+    return sum(a == b for a, b in pairs), sum(top(a) == top(b) for a, b in pairs)
+
+
 def cold_ask(corpus: Path, index: Path, question: str, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
@@ -297,13 +308,13 @@ def main() -> int:
         shutil.rmtree(fresh_index, ignore_errors=True)
         in_child("build", str(corpus), str(fresh_index))
         fresh = in_child("warm", str(corpus), str(fresh_index), questions[: args.sample + 1])
-        same = sum(a == b for a, b in zip(after["answers"], fresh["answers"]))
+        same, same_top = agree(after["answers"], fresh["answers"])
         # The same with exact dense search in both: what is left differs for a reason other than
         # the two IVFs' k-means (trained on different samples, so they probe different lists).
         questions_exact = questions[: min(args.sample, 30) + 1]
         after_exact = in_child("warm", str(corpus), str(index), questions_exact, True)
         fresh_exact = in_child("warm", str(corpus), str(fresh_index), questions_exact, True)
-        same_exact = sum(a == b for a, b in zip(after_exact["answers"], fresh_exact["answers"]))
+        same_exact, same_exact_top = agree(after_exact["answers"], fresh_exact["answers"])
         added.unlink()
         added.parent.rmdir()
         if not args.keep:
@@ -341,9 +352,10 @@ def main() -> int:
     if update:
         line("add one article: qa index (s)", f"{update['total_s']:.1f} ({update['embedded']} texts embedded)",
              f"<= {t['add_s']}", update["total_s"] <= t["add_s"])
-        line("  answers equal to a fresh build's", f"{same}/{len(after['answers'])}", "all", same == len(after["answers"]))
-        line("  the same, dense search exact in both", f"{same_exact}/{len(after_exact['answers'])}", "all",
-             same_exact == len(after_exact["answers"]))
+        n, n_exact = len(after["answers"]), len(after_exact["answers"])
+        line("  as a fresh build: top answer / whole record", f"{same_top}/{n} / {same}/{n}", "all", same == n)
+        line("  the same, dense search exact in both", f"{same_exact_top}/{n_exact} / {same_exact}/{n_exact}", "all",
+             same_exact == n_exact)
     else:
         line("add one article", "not run (--no-update)", f"<= {t['add_s']}", None)
     line("dense recall@10 vs exact search", f"{recall['recall@10']:.3f} ({recall['faiss']})", f">= {t['recall']}",

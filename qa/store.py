@@ -35,6 +35,7 @@ import contextlib
 import datetime as _dt
 import fcntl
 import json
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -440,16 +441,25 @@ def choose_faiss(rows: int) -> str:
     """Exact search up to ANN_THRESHOLD vectors (passages + sentences), IVF above.
 
     benchmarks/scale.py, one thread: an exact scan of 50k vectors takes 4.2 ms a question,
-    100k 8.6 ms and 1M 84 ms. IVFFlat (nlist 4·sqrt(n), nprobe 32) keeps 98.4% of the exact
-    top 10 at both 100k and 1M in 2-3 ms and memory-maps; HNSW (M 32, efSearch 128) fell to
-    85% at 1M and builds three times slower.
+    100k 8.6 ms and 1M 84 ms. IVFFlat (nlist 4·sqrt(n)) memory-maps and builds three times
+    faster than HNSW (M 32, efSearch 128), which fell to 85% of the exact top 10 at 1M.
     """
     return "flat" if rows <= ANN_THRESHOLD else "ivf"
 
 
 ANN_THRESHOLD = 50_000
-NPROBE = 32
+# The share of an IVF's lists each question probes. On scale.py's vectors (mixes of real MiniLM
+# vectors) nprobe 32 of 1,265 lists kept 0.984 of the exact top 10; on benchmarks/endtoend.py's
+# topical articles (minilm-static-384 vectors) at 100k it kept 0.924, a tenth of the lists
+# (128) 0.984 in 1.2 ms a question, against 0.39 ms. A share, not a count: lists grow as
+# sqrt(n), so a fixed count probes less of the corpus the larger it grows.
+PROBE_SHARE = 0.1
+MIN_PROBES = 32  # the count used before: small indexes probe nearly all their lists, for 0.1 ms
 TRAIN_SAMPLE = 160_000  # k-means on a sample: 33-71 s for 4,000 lists at 1M vectors
+
+
+def nprobe(nlist: int) -> int:
+    return min(nlist, max(MIN_PROBES, math.ceil(PROBE_SHARE * nlist)))
 
 
 def _faiss_index(vectors: np.ndarray, kind: str):
@@ -467,7 +477,7 @@ def _faiss_index(vectors: np.ndarray, kind: str):
         # At least 40 training points a list, or FAISS's k-means warns and clusters poorly.
         sample = np.random.default_rng(0).choice(n, size=min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False)
         index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
-        index.nprobe = NPROBE  # stored in the file
+        index.nprobe = nprobe(nlist)  # stored in the file
     else:
         raise ValueError(f"unknown FAISS index kind {kind!r}")
     if n:
