@@ -163,9 +163,8 @@ def child_warm(corpus: str, index: str, questions: list[str], exact: bool = Fals
     started = time.perf_counter()
     answerer = open_answerer(Path(corpus), Path(index), MODEL)
     if exact:
-        for segment in answerer.index.segments:
-            if isinstance(segment.faiss, faiss.IndexIVF):
-                segment.faiss.nprobe = segment.faiss.nlist
+        for shard in answerer.index.shards:
+            faiss.extract_index_ivf(shard).nprobe = faiss.extract_index_ivf(shard).nlist
     answerer.ask(questions[0])
     opened = time.perf_counter() - started
     rss = resident()

@@ -8,12 +8,12 @@ Layout of an index folder (``vectors/`` by default)::
         alive.npy      one flag per document number: false once its file changed or went
         spans/         sentence and passage offsets, one .npy each (memory-mapped), all segments
         lexical-passages/, lexical-sentences/   BM25 over passages and sentences (tantivy, qa.lexical)
-        seg-000001/    the documents, vectors and FAISS index of one `qa index` run, never rewritten
+        dense/         a large index's approximate search: shard-0000.faiss ... (IVF), by document path
+        seg-000001/    the documents and vectors of one `qa index` run, never rewritten
             docs.jsonl      each document's text, title, date and content spans, a JSON line each
             docs.offsets.npy  where each line starts: documents are read one at a time, when used
             passages.npy    passage vectors, float32, memory-mapped on load
             sentences.npy   sentence vectors
-            passages.faiss  FAISS index over passages.npy (exact when small, IVF when large)
         seg-000002/    ...
     lock               held (flock) by a running `qa index`; the kernel drops it if that process dies
 
@@ -21,8 +21,14 @@ Rows (documents, passages, sentences) are numbered across segments in the order 
 added, and never renumbered until a compaction writes everything again as one segment. An
 update writes a new segment for the new and changed files, marks the documents that went as
 dead, and hard-links everything else from the generation before: its cost is what it adds
-(plus the span arrays, a few bytes a row). Dead rows are deleted from the lexical indexes and
-masked out of dense search.
+(plus the span arrays, a few bytes a row). Dead rows are deleted from the lexical indexes.
+
+A small index is searched exactly (every passage's cosine, in memory). A large one is searched
+by FAISS IVF in shards: each live document belongs to the shard its path hashes to, and a shard
+holds its documents' passages in path order. An update writes again only the shards of the
+documents it adds or retires, and writes each one exactly as a fresh build of the same corpus
+would (same rows, same order, same k-means): so an updated index answers as a rebuild does,
+where one IVF trained before the update and another trained after would probe different lists.
 
 A new generation is written beside the live one, synced, and only then named in CURRENT, so a
 `qa index` killed at any moment leaves the previous index whole. Ingestion (what to read,
@@ -38,6 +44,7 @@ import json
 import math
 import os
 import shutil
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +57,12 @@ from .chunker import ChunkSettings
 from .errors import IndexBusy, IndexDamaged, IndexForeign, IndexMissing, IndexProblem
 from .types import Document, Passage, Sentence
 
-FORMAT = 4  # 2: int8 vectors, sentences pooled; 3: tantivy; 4: segments, rows kept across updates
+FORMAT = 5  # 2: int8 vectors, sentences pooled; 3: tantivy; 4: segments, rows kept across updates; 5: dense shards
 CURRENT = "CURRENT"
 VERIFY_BYTES = 64 << 20  # on load, the smallest files are checked by sha256 up to this much in all; the rest by size
 SPANS = {"sent_doc": np.int32, "sent_start": np.int64, "sent_end": np.int64, "sent_heading": np.bool_,
          "pass_doc": np.int32, "pass_start": np.int64, "pass_end": np.int64, "pass_first": np.int32, "pass_last": np.int32}
-MAX_SEGMENTS = 12  # more, and the next update compacts (each segment is one more FAISS search a question)
+MAX_SEGMENTS = 12  # more, and the next update compacts (each segment is one more file to read a document from)
 MAX_DEAD = 0.25  # dead passages above this share of rows, and the next update compacts
 
 
@@ -200,14 +207,6 @@ class Stacked:
 
 
 @dataclass
-class Segment:
-    name: str
-    first_passage: int  # its rows' numbers start here
-    faiss: object
-    dead: int  # how many of its passages are dead
-
-
-@dataclass
 class Index:
     """A loaded, verified index generation."""
 
@@ -220,7 +219,7 @@ class Index:
     lexical_passages: lexical.Lexical
     lexical_sentences: lexical.Lexical
     alive: np.ndarray  # per document number
-    segments: list[Segment] = field(default_factory=list, repr=False)
+    shards: list = field(default_factory=list, repr=False)  # FAISS indexes of a large index, by passage row
     dead_passages: np.ndarray | None = None  # a flag per passage row, or None when none is dead
 
     @property
@@ -264,17 +263,19 @@ class Index:
         """(scores, rows) of the k nearest live passages for each query vector, best first; rows
         are -1 where fewer are found."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if len(self.segments) == 1 and self.dead_passages is None:
-            return self.segments[0].faiss.search(queries, min(k, self.n_passages))
-        scores, rows = [], []
-        for seg in self.segments:
-            n = seg.faiss.ntotal
-            if n == 0 or seg.dead == n:
-                continue
-            got, ids = seg.faiss.search(queries, min(k + seg.dead, n))  # enough to fill k once the dead go
-            ids = np.where(ids >= 0, ids + seg.first_passage, -1)
+        if not self.shards:  # a small index: every live passage's cosine
+            cosines = queries @ np.asarray(self.passage_vectors, dtype=np.float32).T
             if self.dead_passages is not None:
-                ids = np.where((ids >= 0) & self.dead_passages[np.maximum(ids, 0)], -1, ids)
+                cosines[:, self.dead_passages] = -np.inf
+            k = min(k, len(self.passage_vectors))
+            best = np.argsort(-cosines, axis=1, kind="stable")[:, :k]
+            scores = np.take_along_axis(cosines, best, 1)
+            return scores, np.where(np.isfinite(scores), best, -1)
+        if len(self.shards) == 1:
+            return self.shards[0].search(queries, min(k, self.shards[0].ntotal))
+        scores, rows = [], []
+        for shard in self.shards:  # each holds live rows only: a shard is written again when one of its documents goes
+            got, ids = shard.search(queries, min(k, shard.ntotal))
             scores.append(np.where(ids >= 0, got, -np.inf))
             rows.append(ids)
         scores, rows = np.concatenate(scores, axis=1), np.concatenate(rows, axis=1)
@@ -299,7 +300,7 @@ def current_generation(root: Path) -> Path | None:
     return root / name
 
 
-MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "corpus", "counts", "rows", "segments", "files", "data"}
+MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "dense", "corpus", "counts", "rows", "segments", "files", "data"}
 
 
 def read_manifest(root: Path) -> dict:
@@ -367,7 +368,7 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
         # MMAP_IFC maps every index type (plain MMAP copied Flat and HNSW into the heap); older
         # faiss builds lack it, and MMAP still maps IVF. Never combine the two: IVF reads fail.
         mmap = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
-        docs, p_vecs, s_vecs, faisses = [], [], [], []
+        docs, p_vecs, s_vecs = [], [], []
         for seg in manifest["segments"]:
             folder = gen / seg["name"]
             part = f"{seg['name']}/docs.offsets.npy"
@@ -376,8 +377,10 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
             p_vecs.append(np.load(folder / "passages.npy", mmap_mode="r", allow_pickle=False))
             part = f"{seg['name']}/sentences.npy"
             s_vecs.append(np.load(folder / "sentences.npy", mmap_mode="r", allow_pickle=False))
-            part = f"{seg['name']}/passages.faiss"
-            faisses.append(faiss.read_index(str(folder / "passages.faiss"), mmap | faiss.IO_FLAG_READ_ONLY))
+        shards = []
+        for name in manifest["dense"]["files"]:
+            part = f"dense/{name}"
+            shards.append(faiss.read_index(str(gen / "dense" / name), mmap | faiss.IO_FLAG_READ_ONLY))
         part = "docs.jsonl"
         documents = Documents(docs, root)
         part = "spans"
@@ -390,16 +393,11 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
             root=root, manifest=manifest, documents=documents, spans=spans,
             passage_vectors=Stacked(p_vecs, dim), sentence_vectors=Stacked(s_vecs, dim),
             lexical_passages=lexical.Lexical(gen / "lexical-passages"),
-            lexical_sentences=lexical.Lexical(gen / "lexical-sentences"), alive=alive,
+            lexical_sentences=lexical.Lexical(gen / "lexical-sentences"), alive=alive, shards=shards,
         )
         part = "alive.npy"
         if not alive.all():
             index.dead_passages = ~alive[spans["pass_doc"]]
-        first = 0
-        for seg, f in zip(manifest["segments"], faisses):
-            dead = int(index.dead_passages[first : first + f.ntotal].sum()) if index.dead_passages is not None else 0
-            index.segments.append(Segment(seg["name"], first, f, dead))
-            first += f.ntotal
     except IndexDamaged:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError, IndexError):
@@ -407,7 +405,8 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
     counts, rows = manifest["counts"], manifest["rows"]
     consistent = (
         len(documents) == len(alive) == rows["documents"] and int(alive.sum()) == counts["documents"]
-        and index.n_passages == rows["passages"] == len(index.passage_vectors) == first
+        and index.n_passages == rows["passages"] == len(index.passage_vectors)
+        and sum(shard.ntotal for shard in shards) == (counts["passages"] if shards else 0)
         and index.n_sentences == rows["sentences"] == len(index.sentence_vectors)
         and index.lexical_passages.size == counts["passages"] and index.lexical_sentences.size == counts["sentences"]
         and all(len(a) == rows["sentences" if k.startswith("sent") else "passages"] for k, a in spans.items())
@@ -423,18 +422,14 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
 
 
 def needs_compaction(index: Index, gone: set[int]) -> bool:
-    """Whether the next update should write everything again: too many segments, too many dead
-    rows, or a corpus grown past exact search on segments that are all exact."""
-    if len(index.segments) + 1 > MAX_SEGMENTS:
+    """Whether the next update should write everything again: too many segments or too many dead rows."""
+    if len(index.manifest["segments"]) + 1 > MAX_SEGMENTS:
         return True
     pass_doc = index.spans["pass_doc"]
     dead = index.dead_passages.copy() if index.dead_passages is not None else np.zeros(len(pass_doc), bool)
     if gone:
         dead |= np.isin(pass_doc, np.fromiter(gone, dtype=np.int64))
-    if dead.sum() > MAX_DEAD * max(len(pass_doc), 1):
-        return True
-    rows = index.n_passages + index.n_sentences
-    return index.manifest["faiss"] == "flat" and choose_faiss(rows) != "flat"
+    return bool(dead.sum() > MAX_DEAD * max(len(pass_doc), 1))
 
 
 def choose_faiss(rows: int) -> str:
@@ -454,34 +449,46 @@ ANN_THRESHOLD = 50_000
 # (128) 0.984 in 1.2 ms a question, against 0.39 ms. A share, not a count: lists grow as
 # sqrt(n), so a fixed count probes less of the corpus the larger it grows.
 PROBE_SHARE = 0.1
-MIN_PROBES = 32  # the count used before: small indexes probe nearly all their lists, for 0.1 ms
-TRAIN_SAMPLE = 160_000  # k-means on a sample: 33-71 s for 4,000 lists at 1M vectors
+MIN_PROBES = 32  # the count used before: a small IVF probes nearly all its lists, for 0.1 ms
+TRAIN_SAMPLE = 160_000  # k-means on a sample above this: 33-71 s for 4,000 lists at 1M vectors
+# Passages a dense shard holds, about: an update trains again the shards it touches (k-means on
+# 8k vectors, well under a second), and every question searches every shard (128 at 1M).
+SHARD_PASSAGES = 8192
 
 
 def nprobe(nlist: int) -> int:
     return min(nlist, max(MIN_PROBES, math.ceil(PROBE_SHARE * nlist)))
 
 
-def _faiss_index(vectors: np.ndarray, kind: str):
+def shard_count(kind: str, passages: int) -> int:
+    """How many dense shards an index of this many live passages has: none when searched exactly,
+    else a power of two near passages / SHARD_PASSAGES, so that it changes only as the corpus
+    doubles or halves (and a change writes every shard again)."""
+    if kind == "flat":
+        return 0
+    return 2 ** max(0, round(math.log2(max(passages, 1) / SHARD_PASSAGES)))
+
+
+def shard_of(path: str, shards: int) -> int:
+    return zlib.crc32(path.encode("utf-8")) % shards
+
+
+def _faiss_index(vectors: np.ndarray, ids: np.ndarray):
+    """An IVF over vectors, found by ids; a function of the vectors and their order alone."""
     import faiss
 
     n, dim = vectors.shape
     # k-means differs with the thread count, and load() sets one thread for questions: an update
     # after a load must train exactly as a fresh build does, or the two answer differently.
     faiss.omp_set_num_threads(len(os.sched_getaffinity(0)))
-    if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-    elif kind == "ivf":
-        nlist = max(1, int(4 * n**0.5))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        # At least 40 training points a list, or FAISS's k-means warns and clusters poorly.
-        sample = np.random.default_rng(0).choice(n, size=min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False)
-        index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
-        index.nprobe = nprobe(nlist)  # stored in the file
-    else:
-        raise ValueError(f"unknown FAISS index kind {kind!r}")
-    if n:
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    # 4·sqrt(n) lists, but at least 40 training points a list, or FAISS's k-means warns and clusters poorly.
+    nlist = max(1, min(int(4 * n**0.5), n // 40))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.min_points_per_centroid = 1  # a shard of under 40 passages has one list: no warning
+    sample = np.sort(np.random.default_rng(0).choice(n, size=TRAIN_SAMPLE, replace=False)) if n > TRAIN_SAMPLE else slice(None)
+    index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    index.nprobe = nprobe(nlist)  # stored in the file
+    index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
     return index
 
 
@@ -494,10 +501,14 @@ def _link_tree(source: Path, target: Path) -> None:
     """target holds hard links to source's files (copies where links are refused)."""
     target.mkdir(parents=True)
     for entry in os.scandir(source):
-        try:
-            os.link(entry.path, target / entry.name)
-        except OSError:
-            shutil.copy2(entry.path, target / entry.name)
+        _link_file(Path(entry.path), target / entry.name)
+
+
+def _link_file(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 class FolderWriter:
@@ -547,8 +558,6 @@ class FolderWriter:
 
         files: the file entries of the documents kept, by path ({"sha256", "stat", "doc"});
         new_files: the new documents' entries, without "doc"; skipped: every skipped file's."""
-        import faiss
-
         tmp, prev = self.tmp, self.previous if self.keep else None
         p_vec, s_vec = self._vectors
         doc0 = len(prev.documents) if prev else 0
@@ -558,13 +567,10 @@ class FolderWriter:
             _write_documents(folder, documents)
             p_vec.flush()
             s_vec.flush()
-            kind = faiss_kind or choose_faiss(len(passages) + len(sentences))
-            faiss.write_index(_faiss_index(p_vec, kind), str(folder / "passages.faiss"))
             self.segments.append({"name": self.segment, "documents": len(documents), "passages": len(passages),
-                                  "sentences": len(sentences), "faiss": kind})
+                                  "sentences": len(sentences)})
         else:
             shutil.rmtree(tmp / self.segment, ignore_errors=True)
-        del self._vectors, p_vec, s_vec
 
         # Rows of every segment, numbered across them: the old ones, then the new.
         new = {
@@ -598,6 +604,13 @@ class FolderWriter:
         files = {**files, **{d.path: {**entry, "doc": doc0 + i} for i, (d, entry) in enumerate(zip(documents, new_files, strict=True))}}
         live_rows, sent_doc = alive[columns["pass_doc"]], columns["sent_doc"]
         self.live_passages, self.live_sentences = int(live_rows.sum()), int(alive[sent_doc].sum())
+        kind = faiss_kind or choose_faiss(self.live_passages + self.live_sentences)
+        vectors = Stacked((prev.passage_vectors._parts if prev else []) + ([p_vec] if documents else []), p_vec.shape[1])
+        was = prev.manifest["files"] if prev else {}
+        retired = set(gone)
+        touched = [d.path for d in documents] + [path for path, entry in was.items() if entry["doc"] in retired]
+        dense = self._write_dense(kind, files, len(alive), columns["pass_doc"], vectors, touched)
+        del self._vectors, p_vec, s_vec, vectors
         manifest = {
             "format": FORMAT,
             "generation": self.name,
@@ -607,7 +620,8 @@ class FolderWriter:
             "chunking": meta["chunking"],
             # Library versions and limits behind extracted text: when they change, `qa index` extracts again.
             "extraction": meta["extraction"],
-            "faiss": "flat" if all(s["faiss"] == "flat" for s in self.segments) else "ivf",
+            "faiss": kind,
+            "dense": dense,
             "corpus": str(corpus_root.resolve()),
             # Where the corpus sits from the index folder: a project folder holding both still fits when moved.
             "corpus_relative": os.path.relpath(corpus_root.resolve(), self.root.resolve()),
@@ -623,6 +637,43 @@ class FolderWriter:
         }
         _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
         return self._swap()
+
+    def _write_dense(self, kind: str, files: dict[str, dict], n_documents: int, pass_doc: np.ndarray,
+                     vectors: Stacked, touched: list[str]) -> dict:
+        """dense/: the shards of documents touched (paths added, changed or gone) written anew,
+        the rest linked from the generation before; every shard when their number changes."""
+        shards = shard_count(kind, self.live_passages)
+        if not shards:
+            return {"shards": 0, "files": []}
+        folder = self.tmp / "dense"
+        folder.mkdir()
+        before = self.previous.manifest["dense"] if self.keep else {"shards": -1, "files": []}
+        redo = {shard_of(path, shards) for path in touched} if before["shards"] == shards else set(range(shards))
+        # Live documents in path order, as a fresh build reads them; each shard's rows follow it.
+        doc_shard = np.full(n_documents, -1, np.int64)  # -1: a dead document, in no shard
+        doc_rank = np.zeros(n_documents, np.int64)
+        for rank, path in enumerate(sorted(files)):
+            doc = files[path]["doc"]
+            doc_shard[doc], doc_rank[doc] = shard_of(path, shards), rank
+        row_shard = doc_shard[pass_doc]
+        rows = np.flatnonzero(np.isin(row_shard, sorted(redo)))
+        rows = rows[np.lexsort((rows, doc_rank[pass_doc[rows]], row_shard[rows]))]
+        bounds = np.searchsorted(row_shard[rows], np.arange(shards + 1))
+        written = []
+        for shard in range(shards):
+            name = f"shard-{shard:04d}.faiss"
+            if shard not in redo:
+                if name in before["files"]:
+                    _link_file(self.root / self.previous.manifest["generation"] / "dense" / name, folder / name)
+                    written.append(name)
+                continue
+            mine = rows[bounds[shard] : bounds[shard + 1]]
+            if len(mine):
+                import faiss
+
+                faiss.write_index(_faiss_index(vectors[mine], mine), str(folder / name))
+                written.append(name)
+        return {"shards": shards, "files": written}
 
     def _checksums(self) -> dict:
         """Size and sha256 of every file of the new generation, synced; a file linked from the

@@ -292,11 +292,11 @@ def _writer(content: bytes):
 
 
 GEN_FILES = ["seg-000001/docs.jsonl", "seg-000001/docs.offsets.npy", "spans/pass_doc.npy", "seg-000001/passages.npy",
-    "seg-000001/sentences.npy", "seg-000001/passages.faiss", "manifest.json", "alive.npy"]
+    "seg-000001/sentences.npy", "manifest.json", "alive.npy"]
 GEN_FOLDERS = ["lexical-passages", "lexical-sentences"]  # tantivy's: meta.json and segment files
 DAMAGE = (
     [(name, "truncated", _truncate) for name in GEN_FILES]
-    + [(name, "corrupted", _corrupt) for name in ("seg-000001/docs.jsonl", "seg-000001/passages.faiss", "manifest.json")]
+    + [(name, "corrupted", _corrupt) for name in ("seg-000001/docs.jsonl", "seg-000001/sentences.npy", "manifest.json")]
     + [(f"{folder}/{name}", how, damage) for folder in GEN_FOLDERS for name in ("meta.json", "*.idx", "*.term")
        for how, damage in (("truncated", _truncate), ("corrupted", _corrupt))]
     + [

@@ -24,7 +24,7 @@ QUESTION = "Whose positive reaction to the start of the Russian-Syrian humanitar
 MINILM = "all-MiniLM-L6-v2"
 GEN_FILES = [
     "seg-000001/docs.jsonl", "seg-000001/docs.offsets.npy", "spans/pass_doc.npy", "seg-000001/passages.npy",
-    "seg-000001/sentences.npy", "seg-000001/passages.faiss", "manifest.json", "alive.npy",
+    "seg-000001/sentences.npy", "manifest.json", "alive.npy",
     # tantivy's: its list of segments, and files of the one segment a small index has
     "lexical-passages/meta.json", "lexical-passages/*.term", "lexical-sentences/meta.json", "lexical-sentences/*.idx",
 ]

@@ -21,7 +21,7 @@ def indexes(tmp_path_factory):
 
 def test_approximate_path_ranks_like_exact_search_on_a_small_index(indexes):
     flat, ivf = indexes
-    assert ivf.manifest["faiss"] == "ivf" and ivf.segments[0].faiss.nprobe == store.nprobe(ivf.segments[0].faiss.nlist)  # survives write/read
+    assert ivf.manifest["faiss"] == "ivf" and ivf.shards[0].nprobe == store.nprobe(ivf.shards[0].nlist)  # survives write/read
     exact, approx = Retriever(flat, Hashing()), Retriever(ivf, Hashing())
     assert approx.approximate and not exact.approximate
     questions = [q["question"] for q in own_questions()]

@@ -220,13 +220,15 @@ def _rows_of(index, path):
     return set(np.flatnonzero(np.asarray(index.spans["pass_doc"]) == doc).tolist())
 
 
-@pytest.mark.parametrize("kind", [None, "ivf"], ids=["exact", "ivf"])
-def test_an_update_appends_a_segment_keeps_the_old_files_and_never_finds_dead_rows(tmp_path, kind):
+@pytest.mark.parametrize("kind", ["flat", "ivf"], ids=["exact", "ivf"])
+def test_an_update_appends_a_segment_keeps_the_old_files_and_never_finds_dead_rows(tmp_path, monkeypatch, kind):
     from qa.retriever import Retriever
 
+    if kind == "ivf":
+        monkeypatch.setattr(store, "ANN_THRESHOLD", 0)  # the seeds searched as a large index is
     corpus, root = tmp_path / "c", tmp_path / "v"
     shutil.copytree(SEEDS, corpus)
-    ingest.build(corpus, root, Hashing(), faiss_kind=kind)
+    ingest.build(corpus, root, Hashing())
     first = store.current_generation(root) / "seg-000001"
     inodes = {p.name: p.stat().st_ino for p in first.iterdir()}
     victim = sorted(corpus.glob("*.txt"))[0]
@@ -241,6 +243,7 @@ def test_an_update_appends_a_segment_keeps_the_old_files_and_never_finds_dead_ro
     assert not report.compacted and report.added == ["new.txt"] and report.updated == [victim.name]
     index = store.load(root)
     assert [s["name"] for s in index.manifest["segments"]] == ["seg-000001", "seg-000002"]
+    assert index.manifest["faiss"] == kind and len(index.shards) == (kind == "ivf")
     gen = store.current_generation(root)
     assert {p.name: p.stat().st_ino for p in (gen / "seg-000001").iterdir()} == inodes  # linked, not written again
     assert index.n_passages == before.n_passages + len(_rows_of(index, victim.name)) + len(_rows_of(index, "new.txt"))
@@ -272,3 +275,72 @@ def test_too_many_segments_are_compacted_into_one(tmp_path, monkeypatch):
     index = store.load(root)
     assert [s["name"] for s in index.manifest["segments"]] == ["seg-000004"] and index.dead_passages is None
     assert answers(root, corpus) == answers_after_rebuild(tmp_path, corpus)
+
+
+TOPICS = {
+    "sport": "striker goal league match referee penalty coach stadium season trophy keeper final".split(),
+    "science": "enzyme protein cell membrane reaction molecule laboratory genome particle orbit".split(),
+    "business": "shares profit revenue investors merger bank quarter dividend market exchange".split(),
+}
+
+
+def _topical_corpus(folder, n: int, seed: int = 0) -> None:
+    """n short articles, each on one of three topics, a file each."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        words = TOPICS[list(TOPICS)[i % 3]]
+        paragraphs = [" ".join(" ".join(rng.choice(words, 9)).capitalize() + "." for _ in range(4)) for _ in range(3)]
+        (folder / f"a{i:03d}.txt").write_text(f"Report {i}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+
+
+def _found(index, queries, k=15):
+    """What search_passages finds, by where the passages are rather than by row number."""
+    scores, rows = index.search_passages(queries, k)
+    places = [[(index.documents[index.passage(r).doc].path, index.passage(r).start) for r in row if r >= 0] for row in rows]
+    return places, scores
+
+
+def test_an_updated_large_index_searches_exactly_as_a_fresh_build(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "ANN_THRESHOLD", 0)  # approximate search in shards, on a corpus small enough for a test
+    monkeypatch.setattr(store, "SHARD_PASSAGES", 8)
+    corpus, root = tmp_path / "c", tmp_path / "v"
+    _topical_corpus(corpus, 60)
+    ingest.build(corpus, root, Hashing())
+    before = store.load(root)
+    shards = before.manifest["dense"]["shards"]
+    assert shards >= 4 and len(before.shards) == len(before.manifest["dense"]["files"]) > 1
+    dense = store.current_generation(root) / "dense"
+    inodes = {p.name: p.stat().st_ino for p in dense.iterdir()}
+
+    _topical_corpus(tmp_path / "more", 63, seed=1)  # three more articles, one of them on a new path
+    shutil.copy(tmp_path / "more" / "a062.txt", corpus / "a062.txt")
+    shutil.copy(tmp_path / "more" / "a007.txt", corpus / "a007.txt")  # changed
+    (corpus / "a020.txt").unlink()
+    report = ingest.build(corpus, root, Hashing())
+    assert not report.compacted and report.added == ["a062.txt"] and report.updated == ["a007.txt"]
+    after = store.load(root)
+    assert after.dead_passages is not None  # a020's and a007's old rows are still there, dead
+    touched = {store.shard_of(p, shards) for p in ("a062.txt", "a007.txt", "a020.txt")}
+    now = store.current_generation(root) / "dense"
+    kept = {name for name, ino in inodes.items() if (now / name).exists() and (now / name).stat().st_ino == ino}
+    assert kept == {f"shard-{s:04d}.faiss" for s in range(shards) if s not in touched} & set(inodes)
+
+    fresh = ingest.build(corpus, tmp_path / "fresh", Hashing())
+    assert fresh.compacted
+    rebuilt = store.load(tmp_path / "fresh")
+    queries = Hashing().embed_batch([" ".join(words[:4]) for words in TOPICS.values()] + ["goal profit enzyme"])
+    (got, got_scores), (want, want_scores) = _found(after, queries), _found(rebuilt, queries)
+    assert got == want and np.array_equal(got_scores, want_scores)
+    dead = set(np.flatnonzero(after.dead_passages).tolist())
+    assert not dead & set(after.search_passages(queries, 50)[1].ravel().tolist())
+
+
+def test_a_damaged_dense_shard_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "ANN_THRESHOLD", 0)
+    root = tmp_path / "v"
+    ingest.build(SEEDS, root, Hashing())
+    (shard,) = (store.current_generation(root) / "dense").iterdir()
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(IndexDamaged, match=r"dense/shard-0000\.faiss .*qa index --rebuild"):
+        store.load(root)
