@@ -343,6 +343,7 @@ def status(
         "passages": manifest["counts"]["passages"],
         "sentences": manifest["counts"]["sentences"],
         "faiss": manifest["faiss"],
+        "shards": manifest["dense"]["shards"],
         "encoder": encoder,
         "chunking": manifest["chunking"],
         "skipped": manifest.get("skipped", []),
@@ -357,7 +358,8 @@ def status(
         rows = [(key, str(info[key])) for key in ("index", "corpus")]
         if info["indexed_from"] != info["corpus"]:
             rows.append(("indexed_from", info["indexed_from"]))
-        rows += [(key, str(info[key])) for key in ("generation", "model", "built_at", "files", "passages", "sentences", "faiss")]
+        rows += [(key, str(info[key])) for key in ("generation", "model", "built_at", "files", "passages", "sentences")]
+        rows.append(("search", f"approximate (FAISS IVF, {info['shards']} shards)" if info["shards"] else "exact"))
         if encoder is not None:
             rows.append(("encoder", {"ok": "ok", "missing": "not exported yet (the next `qa ask` exports it)",
                                      "stale": "out of date (the next `qa ask` exports it again)",
