@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .lexical import tokenize
+from .lexical import Bm25, tokenize
 from .store import Index
 from .types import Hit
 
 CANDIDATES = 100  # BM25's and the dense search's top-N passages form the candidate pool
-FUSION = Path(__file__).with_name("fusion.json")  # the weights, written by training/fit_fusion.py
+FUSION = Path(__file__).with_name("fusion.json")  # the weights and BM25's k1 and b, written by training/fit_fusion.py
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,18 @@ class Weights:
 
 
 @functools.cache
+def _fitted() -> dict:
+    return json.loads(FUSION.read_text(encoding="utf-8"))
+
+
 def fitted_weights() -> Weights:
     """The weights training/fit_fusion.py chose (on held-out SQuAD train questions)."""
-    return Weights(**json.loads(FUSION.read_text(encoding="utf-8"))["weights"])
+    return Weights(**_fitted()["weights"])
+
+
+def fitted_bm25() -> Bm25:
+    """The passages' BM25 settings training/fit_fusion.py chose, with the weights."""
+    return Bm25(**_fitted()["bm25"])
 
 
 class Scores:
@@ -83,10 +92,12 @@ def _filled(rows: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarr
 
 
 class Retriever:
-    def __init__(self, index: Index, encoder, weights: Weights | None = None):
+    def __init__(self, index: Index, encoder, weights: Weights | None = None, bm25: Bm25 | None = None):
         self.index = index
         self.encoder = encoder
         self.weights = weights or fitted_weights()
+        self.bm25 = bm25 or fitted_bm25()
+        self._words = index.spans["pass_words"]
         self._first = index.spans["pass_first"]
         self._last = index.spans["pass_last"]
         # Small indexes: every passage scored exactly, vectors in memory (cache-friendly, ~1 ms).
@@ -109,11 +120,10 @@ class Retriever:
 
     def _signals(self, question: str, vector: np.ndarray, dense_top: np.ndarray) -> Signals:
         index, tokens = self.index, tokenize(question)
-        lexical_rows, lexical_scores = index.lexical_passages.top(tokens, CANDIDATES)
+        lexical_rows, _ = index.lexical_passages.top(tokens, CANDIDATES)
         pool = np.unique(np.concatenate([lexical_rows, dense_top])).astype(np.int64)
-        # Dense candidates outside BM25's top get their own BM25 too.
-        found, scores = index.lexical_passages.scores_of(tokens, pool[~np.isin(pool, lexical_rows)])
-        bm25 = _filled(pool, np.concatenate([lexical_rows, found]), np.concatenate([lexical_scores, scores]))
+        # Every candidate's BM25 at the fitted k1 and b, dense candidates outside BM25's top too.
+        bm25 = self.passage_bm25(tokens, pool, self.bm25)
         # Their sentences, and the one before each (the rule reader looks back one sentence).
         first, last = self._first[pool], self._last[pool]
         sentences = np.unique(np.concatenate([np.arange(max(a - 1, 0), b) for a, b in zip(first, last)])).astype(np.int64)
@@ -125,6 +135,13 @@ class Retriever:
             bm25_sentence=Scores(sentences, _filled(sentences, found, scores)),
             dense_sentence=Scores(sentences, np.asarray(self._sentence_vectors[sentences], dtype=np.float32) @ vector),
         )
+
+    def passage_bm25(self, tokens: list[str], rows: np.ndarray, bm25: Bm25) -> np.ndarray:
+        """BM25 of ascending passage rows for the question's words, at bm25's settings."""
+        words = np.asarray(self._words[rows], dtype=np.float32)
+        average = self.index.manifest["passage_words"]
+        idf, tf = self.index.lexical_passages.term_frequencies(tokens, rows, words, average)
+        return bm25.score(tf, idf, words, average)
 
     def _pool_values(self, signals: Signals) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The candidate passages and each signal's value for them."""

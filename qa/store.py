@@ -61,7 +61,8 @@ FORMAT = 5  # 2: int8 vectors, sentences pooled; 3: tantivy; 4: segments, rows k
 CURRENT = "CURRENT"
 VERIFY_BYTES = 64 << 20  # on load, the smallest files are checked by sha256 up to this much in all; the rest by size
 SPANS = {"sent_doc": np.int32, "sent_start": np.int64, "sent_end": np.int64, "sent_heading": np.bool_,
-         "pass_doc": np.int32, "pass_start": np.int64, "pass_end": np.int64, "pass_first": np.int32, "pass_last": np.int32}
+         "pass_doc": np.int32, "pass_start": np.int64, "pass_end": np.int64, "pass_first": np.int32, "pass_last": np.int32,
+         "pass_words": np.int32}  # pass_words: how many words BM25 indexed for the passage
 MAX_SEGMENTS = 12  # more, and the next update compacts (each segment is one more file to read a document from)
 MAX_DEAD = 0.25  # dead passages above this share of rows, and the next update compacts
 
@@ -300,7 +301,7 @@ def current_generation(root: Path) -> Path | None:
     return root / name
 
 
-MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "dense", "corpus", "counts", "rows", "segments", "files", "data"}
+MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "dense", "corpus", "counts", "passage_words", "rows", "segments", "files", "data"}
 
 
 def read_manifest(root: Path) -> dict:
@@ -572,11 +573,22 @@ class FolderWriter:
         else:
             shutil.rmtree(tmp / self.segment, ignore_errors=True)
 
+        pass_docs, sent_docs = [p.doc + doc0 for p in passages], [s.doc + doc0 for s in sentences]
+        counts: list[int] = []
+        passage_words = (counts.append(len(words)) or words for words in passage_words)
+        if prev is not None:
+            lexical.update(tmp / "lexical-passages", passage_words, pass_docs, pass0, gone)
+            lexical.update(tmp / "lexical-sentences", sentence_words, sent_docs, sent0, gone)
+        else:
+            lexical.build(tmp / "lexical-passages", passage_words, pass_docs)
+            lexical.build(tmp / "lexical-sentences", sentence_words, sent_docs)
+
         # Rows of every segment, numbered across them: the old ones, then the new.
         new = {
-            "sent_doc": [s.doc + doc0 for s in sentences], "sent_start": [s.start for s in sentences],
+            "pass_words": counts,
+            "sent_doc": sent_docs, "sent_start": [s.start for s in sentences],
             "sent_end": [s.end for s in sentences], "sent_heading": [s.heading for s in sentences],
-            "pass_doc": [p.doc + doc0 for p in passages], "pass_start": [p.start for p in passages],
+            "pass_doc": pass_docs, "pass_start": [p.start for p in passages],
             "pass_end": [p.end for p in passages], "pass_first": [p.first_sentence + sent0 for p in passages],
             "pass_last": [p.last_sentence + sent0 for p in passages],
         }
@@ -591,14 +603,6 @@ class FolderWriter:
         alive = np.concatenate([prev.alive, np.ones(len(documents), bool)]) if prev else np.ones(len(documents), bool)
         alive[gone] = False
         np.save(tmp / "alive.npy", alive)
-
-        pass_docs, sent_docs = new["pass_doc"], new["sent_doc"]
-        if prev is not None:
-            lexical.update(tmp / "lexical-passages", passage_words, pass_docs, pass0, gone)
-            lexical.update(tmp / "lexical-sentences", sentence_words, sent_docs, sent0, gone)
-        else:
-            lexical.build(tmp / "lexical-passages", passage_words, pass_docs)
-            lexical.build(tmp / "lexical-sentences", sentence_words, sent_docs)
 
         corpus_root = meta["corpus_root"]
         files = {**files, **{d.path: {**entry, "doc": doc0 + i} for i, (d, entry) in enumerate(zip(documents, new_files, strict=True))}}
@@ -627,6 +631,8 @@ class FolderWriter:
             "corpus_relative": os.path.relpath(corpus_root.resolve(), self.root.resolve()),
             "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "counts": {"documents": int(alive.sum()), "passages": self.live_passages, "sentences": self.live_sentences},
+            # The mean of pass_words over live passages: BM25's average length.
+            "passage_words": float(columns["pass_words"][live_rows].mean()) if self.live_passages else 0.0,
             "rows": {"documents": len(alive), "passages": len(live_rows), "sentences": len(sent_doc)},
             "segments": self.segments,
             "files": files,

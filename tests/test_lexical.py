@@ -86,3 +86,36 @@ def test_an_update_deletes_a_documents_rows_and_leaves_a_copy_as_it_was(index, t
     assert sorted(rows.tolist()) == [2, 3, len(TEXTS)]  # document 1's rows and the new one; 0 and 2 went
     rows, _ = original.top(tokenize("striker final comet revenue"), 10)
     assert sorted(rows.tolist()) == [0, 1, 2, 3, 4, 5]
+
+
+REPEATS = [  # words repeated, so that term frequencies above one are read back too
+    "Striker striker striker: the striker scored, and the striker's team won the final.",
+    "Revenue rose; revenue fell; the revenue forecast missed, and shares of the maker fell.",
+    "The comet, the comet's tail and a second comet passed the moon and the telescope.",
+] + TEXTS
+
+
+def test_term_frequencies_are_read_back_exactly_and_rescored_at_other_settings(tmp_path):
+    tokens = [tokenize(t) for t in REPEATS]
+    lexical.build(tmp_path / "lex", tokens, range(len(REPEATS)))
+    lex = lexical.Lexical(tmp_path / "lex")
+    lengths = np.array([len(t) for t in tokens], dtype=np.float32)
+    average = float(lengths.mean())
+    question = tokenize("Which striker scored when revenue fell and the comet passed?")
+    rows = np.arange(len(REPEATS))
+    idf, tf = lex.term_frequencies(question, rows, lengths, average)
+    words = sorted(set(question))
+    assert tf.tolist() == [[float(t.count(w)) for w in words] for t in tokens]
+    assert tf.max() >= 4
+
+    # At tantivy's own k1 and b the rescored BM25 is tantivy's score (lengths past 40 words aside).
+    found, scores = lex.scores_of(question, rows)
+    ours = lexical.Bm25(lexical.TANTIVY_K1, lexical.TANTIVY_B).score(tf, idf, lengths, average)
+    assert ours[found] == pytest.approx(scores, rel=1e-4)
+    # At others, the textbook formula over the true counts.
+    k1, b = 0.6, 0.3
+    by_hand = [sum(i * t.count(w) * (k1 + 1) / (t.count(w) + k1 * (1 - b + b * len(t) / average))
+                   for i, w in zip(idf, words)) for t in tokens]
+    assert lexical.Bm25(k1, b).score(tf, idf, lengths, average) == pytest.approx(by_hand, rel=1e-5)
+    idf_some, tf_some = lex.term_frequencies(question, np.array([1, 4]), lengths[[1, 4]], average)
+    assert tf_some.tolist() == tf[[1, 4]].tolist() and idf_some.tolist() == idf.tolist()

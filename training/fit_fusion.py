@@ -1,4 +1,4 @@
-"""Choose the retriever's fusion weights; write qa/fusion.json.
+"""Choose the retriever's fusion weights and its passage BM25's k1 and b; write qa/fusion.json.
 
     .venv/bin/python training/fit_fusion.py              # grid, print, write
     .venv/bin/python training/fit_fusion.py --dry-run    # print only
@@ -11,6 +11,10 @@ one with the best mean reciprocal rank of the question's own paragraph; ties go 
 R@1, then to the weighting listed first. It prints the chosen weighting beside the one in
 qa/fusion.json now, on the held-out articles split in two halves, so a choice that only fits
 one half shows. No test set is read.
+
+BM25's k1 and b come first: every pair of the grid below, at the weights in qa/fusion.json, by
+the same rule (best MRR, then R@1); then the weights, at the chosen pair. tantivy's own BM25
+(k1 1.2, b 0.75) is one of the pairs.
 
 The dot-product shortcut: fusing with one unit weight gives that signal's z-scores over the
 shared candidate pool, so any weighting's fused score is a dot product with them (one fuse per
@@ -35,9 +39,12 @@ from qa import evaluate as ev  # noqa: E402
 from qa import retriever as retriever_mod  # noqa: E402
 from qa.answerer import clean_question  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
-from qa.retriever import Retriever, Weights  # noqa: E402
+from qa.lexical import Bm25, tokenize  # noqa: E402
+from qa.retriever import Retriever, Scores, Weights  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
+K1S = (0.4, 0.6, 0.9, 1.2, 1.5)
+BS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9)
 
 
 def say(message: str) -> None:
@@ -71,6 +78,39 @@ def pool_ranks(index, unit: list[Retriever], signals, sources, names, grid: np.n
     return 1 + (best[~gold] > top).sum(axis=0).astype(np.int32)
 
 
+def questions_of(golds) -> list[str]:
+    cleaned = []
+    for g in golds:
+        try:
+            cleaned.append(clean_question(g.question))
+        except BadQuestion:
+            cleaned.append("?")  # never retrieves its paragraph: counts as a miss
+    return cleaned
+
+
+def fit_bm25(index, encoder, golds, names) -> tuple[Bm25, list[tuple[Bm25, dict]]]:
+    """The (k1, b) of the grid whose passage BM25 gives the best fused MRR at today's weights."""
+    current = Retriever(index, encoder)
+    pairs = [Bm25(k1, b) for k1 in K1S for b in BS]
+    ranks = np.zeros((len(golds), len(pairs)), dtype=np.int32)
+    average = index.manifest["passage_words"]
+    for lo in range(0, len(golds), 64):
+        chunk = golds[lo : lo + 64]
+        cleaned = questions_of(chunk)
+        for i, (g, q, s) in enumerate(zip(chunk, cleaned, current.signals_batch(cleaned))):
+            words = np.asarray(index.spans["pass_words"][s.pool], dtype=np.float32)
+            idf, tf = index.lexical_passages.term_frequencies(tokenize(q), s.pool, words, average)
+            for j, pair in enumerate(pairs):
+                s.bm25 = Scores(s.pool, pair.score(tf, idf, words, average))
+                ranks[lo + i, j] = ev.document_rank(index, current.fuse(s, index.n_passages), g.sources, names) or 0
+        if lo % 640 == 0:
+            say(f"  k1 and b: {lo + len(chunk):,}/{len(golds):,} questions")
+    mrr = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0).mean(axis=0)
+    r1 = (ranks == 1).mean(axis=0)
+    best = min(range(len(pairs)), key=lambda c: (-round(mrr[c], 6), -r1[c], c))
+    return pairs[best], [(pair, figures(ranks[:, j])) for j, pair in enumerate(pairs)]
+
+
 def figures(ranks: np.ndarray) -> dict:
     r = ev.retrieval_from_ranks([int(x) if x > 0 else None for x in ranks], (1, 5, 20))
     return {"R@1": r.recall[1], "R@5": r.recall[5], "R@20": r.recall[20], "MRR": r.mrr}
@@ -92,21 +132,24 @@ def main() -> int:
     index, encoder = store.load(root), query_encoder(root, MODEL)
     golds = [g for g in golds if g.answerable]
     names = [Path(d.path).name for d in index.documents]
+    started = time.perf_counter()
+    bm25, by_pair = fit_bm25(index, encoder, golds, names)
+    print(f"BM25 k1 and b at the weights in qa/fusion.json, {len(golds):,} held-out SQuAD train questions "
+          f"({time.perf_counter() - started:.0f} s):")
+    print(f"{'k1':>5}{'b':>6}{'R@1':>8}{'R@5':>7}{'MRR':>7}")
+    for pair, f in by_pair:
+        mark = "  chosen" if pair == bm25 else "  tantivy's own" if (pair.k1, pair.b) == (1.2, 0.75) else ""
+        print(f"{pair.k1:>5g}{pair.b:>6g}{f['R@1']:>8.3f}{f['R@5']:>7.3f}{f['MRR']:>7.4f}{mark}")
     weightings = simplex(args.step)
     grid = np.array([[w.bm25, w.dense, w.bm25_sentence, w.dense_sentence] for w in weightings]).T
-    unit = [Retriever(index, encoder, Weights(*(1.0 if i == j else 0.0 for i in range(4)))) for j in range(4)]
-    current = Retriever(index, encoder)
+    unit = [Retriever(index, encoder, Weights(*(1.0 if i == j else 0.0 for i in range(4))), bm25) for j in range(4)]
+    current = Retriever(index, encoder, bm25=bm25)
     ranks = np.zeros((len(golds), len(weightings)), dtype=np.int32)
     checked = disagree = 0
     started = time.perf_counter()
     for lo in range(0, len(golds), 64):
         chunk = golds[lo : lo + 64]
-        cleaned = []
-        for g in chunk:
-            try:
-                cleaned.append(clean_question(g.question))
-            except BadQuestion:
-                cleaned.append("?")  # never retrieves its paragraph: counts as a miss
+        cleaned = questions_of(chunk)
         for i, (g, s) in enumerate(zip(chunk, current.signals_batch(cleaned))):
             ranks[lo + i] = pool_ranks(index, unit, s, g.sources, names, grid)
             if lo + i < 500:
@@ -135,10 +178,12 @@ def main() -> int:
     record = {
         "what": "the retriever's fused score = sum of weight * z-score of each signal over the candidate pool",
         "weights": chosen.as_dict(),
-        "rule": "best MRR of the question's own paragraph, then R@1, over every weighting summing to 1 in steps of "
-                f"{args.step:g}",
+        "bm25": {"k1": bm25.k1, "b": bm25.b},
+        "rule": "best MRR of the question's own paragraph, then R@1: first k1 and b over the grid "
+                f"{list(K1S)} x {list(BS)} at the previous weights, then every weighting summing to 1 in steps of "
+                f"{args.step:g} at those k1 and b",
         "fitted_on": {"squad_train_heldout_questions": len(golds), "paragraphs": len(index.documents),
-                      "lexical": "tantivy (qa.lexical)", "vectors": index.manifest.get("vectors")},
+                      "lexical": "tantivy's candidates, BM25 again at k1 and b (qa.lexical)", "vectors": index.manifest.get("vectors")},
         "figures": {k: round(v, 4) for k, v in figures(ranks[:, best]).items()},
     }
     retriever_mod.FUSION.write_text(json.dumps(record, indent=1) + "\n")
