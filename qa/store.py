@@ -446,11 +446,13 @@ def choose_faiss(rows: int) -> str:
 ANN_THRESHOLD = 50_000
 # The share of an IVF's lists each question probes. On scale.py's vectors (mixes of real MiniLM
 # vectors) nprobe 32 of 1,265 lists kept 0.984 of the exact top 10; on benchmarks/endtoend.py's
-# topical articles (minilm-static-384 vectors) at 100k it kept 0.924, a tenth of the lists
-# (128) 0.984 in 1.2 ms a question, against 0.39 ms. A share, not a count: lists grow as
-# sqrt(n), so a fixed count probes less of the corpus the larger it grows.
+# topical articles (minilm-static-384 vectors) at 100k, one IVF, it kept 0.924, a tenth of the
+# lists (128) 0.984. A share, not a count: lists grow as sqrt(n), so a fixed count probes less
+# of the corpus the larger it grows. At 1M in 128 shards of 197 lists, a question's dense search
+# is memory-bound (every probed vector is read): 32 lists a shard kept 0.981 of the top 10 in
+# 37 ms, 21 (a tenth) 0.968 in 27 ms, 16 0.956 in 22 ms.
 PROBE_SHARE = 0.1
-MIN_PROBES = 32  # the count used before: a small IVF probes nearly all its lists, for 0.1 ms
+MIN_PROBES = 8  # a small IVF probes all its lists
 TRAIN_SAMPLE = 160_000  # k-means on a sample above this: 33-71 s for 4,000 lists at 1M vectors
 # Passages a dense shard holds, about: an update trains again the shards it touches (k-means on
 # 8k vectors, well under a second), and every question searches every shard (128 at 1M).
