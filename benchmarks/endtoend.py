@@ -154,8 +154,6 @@ def child_warm(corpus: str, index: str, questions: list[str], exact: bool = Fals
     exact: every IVF probes all its lists, so the dense search is exact (for comparing answers).
     """
     sys.path.insert(0, str(ROOT))
-    import faiss
-
     from qa import store
     from qa.answerer import clean_question
     from qa.api import open_answerer
@@ -163,8 +161,8 @@ def child_warm(corpus: str, index: str, questions: list[str], exact: bool = Fals
     started = time.perf_counter()
     answerer = open_answerer(Path(corpus), Path(index), MODEL)
     if exact:
-        for shard in answerer.index.shards:
-            faiss.extract_index_ivf(shard).nprobe = faiss.extract_index_ivf(shard).nlist
+        for shard in answerer.index.shards:  # each an IndexIVFFlat
+            shard.nprobe = shard.nlist
     answerer.ask(questions[0])
     opened = time.perf_counter() - started
     rss = resident()

@@ -123,7 +123,7 @@ class Retriever:
         lexical_rows, _ = index.lexical_passages.top(tokens, CANDIDATES)
         pool = np.unique(np.concatenate([lexical_rows, dense_top])).astype(np.int64)
         # Every candidate's BM25 at the fitted k1 and b, dense candidates outside BM25's top too.
-        bm25 = self.passage_bm25(tokens, pool, self.bm25)
+        bm25 = self.bm25.score(*self.term_frequencies(tokens, pool))
         # Their sentences, and the one before each (the rule reader looks back one sentence).
         first, last = self._first[pool], self._last[pool]
         sentences = np.unique(np.concatenate([np.arange(max(a - 1, 0), b) for a, b in zip(first, last)])).astype(np.int64)
@@ -136,12 +136,13 @@ class Retriever:
             dense_sentence=Scores(sentences, np.asarray(self._sentence_vectors[sentences], dtype=np.float32) @ vector),
         )
 
-    def passage_bm25(self, tokens: list[str], rows: np.ndarray, bm25: Bm25) -> np.ndarray:
-        """BM25 of ascending passage rows for the question's words, at bm25's settings."""
+    def term_frequencies(self, tokens: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(tf, idf, lengths, average) of ascending passage rows for the question's words: what
+        Bm25.score takes, at any k1 and b."""
         words = np.asarray(self._words[rows], dtype=np.float32)
         average = self.index.manifest["passage_words"]
         idf, tf = self.index.lexical_passages.term_frequencies(tokens, rows, words, average)
-        return bm25.score(tf, idf, words, average)
+        return tf, idf, words, average
 
     def _pool_values(self, signals: Signals) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The candidate passages and each signal's value for them."""

@@ -93,22 +93,28 @@ def fit_bm25(index, encoder, golds, names) -> tuple[Bm25, list[tuple[Bm25, dict]
     current = Retriever(index, encoder)
     pairs = [Bm25(k1, b) for k1 in K1S for b in BS]
     ranks = np.zeros((len(golds), len(pairs)), dtype=np.int32)
-    average = index.manifest["passage_words"]
     for lo in range(0, len(golds), 64):
         chunk = golds[lo : lo + 64]
         cleaned = questions_of(chunk)
         for i, (g, q, s) in enumerate(zip(chunk, cleaned, current.signals_batch(cleaned))):
-            words = np.asarray(index.spans["pass_words"][s.pool], dtype=np.float32)
-            idf, tf = index.lexical_passages.term_frequencies(tokenize(q), s.pool, words, average)
+            counts = current.term_frequencies(tokenize(q), s.pool)
             for j, pair in enumerate(pairs):
-                s.bm25 = Scores(s.pool, pair.score(tf, idf, words, average))
+                s.bm25 = Scores(s.pool, pair.score(*counts))
                 ranks[lo + i, j] = ev.document_rank(index, current.fuse(s, index.n_passages), g.sources, names) or 0
         if lo % 640 == 0:
             say(f"  k1 and b: {lo + len(chunk):,}/{len(golds):,} questions")
-    mrr = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0).mean(axis=0)
-    r1 = (ranks == 1).mean(axis=0)
-    best = min(range(len(pairs)), key=lambda c: (-round(mrr[c], 6), -r1[c], c))
-    return pairs[best], [(pair, figures(ranks[:, j])) for j, pair in enumerate(pairs)]
+    return pairs[best_column(ranks)], [(pair, figures(ranks[:, j])) for j, pair in enumerate(pairs)]
+
+
+def mean_reciprocal_ranks(ranks: np.ndarray) -> np.ndarray:
+    """Per column of ranks (0: not found), the mean reciprocal rank."""
+    return np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0).mean(axis=0)
+
+
+def best_column(ranks: np.ndarray) -> int:
+    """The column (a setting) with the best MRR, then R@1; ties go to the first."""
+    mrr, r1 = mean_reciprocal_ranks(ranks), (ranks == 1).mean(axis=0)
+    return min(range(ranks.shape[1]), key=lambda c: (-round(mrr[c], 6), -r1[c], c))
 
 
 def figures(ranks: np.ndarray) -> dict:
@@ -158,9 +164,7 @@ def main() -> int:
                 disagree += exact != ranks[lo + i, weightings.index(current.weights)]
         if lo % 640 == 0:
             say(f"  {lo + len(chunk):,}/{len(golds):,} questions")
-    mrr = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0).mean(axis=0)
-    r1 = ((ranks > 0) & (ranks <= 1)).mean(axis=0)
-    best = min(range(len(weightings)), key=lambda c: (-round(mrr[c], 6), -r1[c], c))
+    best, mrr = best_column(ranks), mean_reciprocal_ranks(ranks)
     chosen, now = weightings[best], weightings.index(current.weights)
     article = np.array([int(g.sources[0].split("-")[0]) for g in golds])  # files are named article-paragraph.txt
     halves = {"even articles": article % 2 == 0, "odd articles": article % 2 == 1}
