@@ -7,15 +7,16 @@ module that imports tantivy.
 
 Words are ours, not tantivy's: Snowball stems with stopwords removed (as measured on SQuAD in
 shared/FINDINGS.md), joined by spaces and split by tantivy's whitespace tokenizer, so questions
-and documents are analysed by one function. tantivy's BM25 has k1 1.2, b 0.75 and lengths
-quantised to a byte; idf is Lucene's, never negative. tantivy picks the candidates; their
-scores are BM25 again at the k1 and b training/fit_fusion.py chose (``Bm25``): on held-out SQuAD
-train questions k1 1.2 cost 0.008 of the fused R@1. tantivy hands out no term frequencies, so
-``term_frequencies`` reads them back from its one-word scores, given each row's length.
+and documents are analysed by one function. tantivy picks the candidates (its BM25 has k1 1.2,
+b 0.75 and lengths quantised to a byte; idf is Lucene's, never negative). The candidates are then
+scored again in NumPy (``Bm25``) from each row's own word counts, kept beside the index
+(``WordCounts``): passages at the k1 and b training/fit_fusion.py chose (on held-out SQuAD train
+questions tantivy's k1 1.2 cost 0.008 of the fused R@1), sentences at tantivy's. Asking tantivy
+for a few rows' scores instead needs a search filtered to those rows, and at a million passages
+that filter costs 10 µs a row: 20 ms a question, where reading the counts costs well under one.
 
-An index holds one kind of text (passages, or sentences), each under its row number, indexed
-too, so that scores can be asked for a few rows only (the sentences of candidate passages), and
-under its document's number, so that a document's rows can be deleted at once.
+An index holds one kind of text (passages, or sentences), each under its row number, and under
+its document's number, so that a document's rows can be deleted at once.
 
 tantivy writes every segment file once and replaces meta.json by a rename, so a copy of an
 index whose segment files are hard links (``copy``) can be updated without touching the
@@ -23,10 +24,13 @@ original: how a new generation of the store keeps what did not change.
 """
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
 import shutil
+import zlib
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -48,7 +52,7 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _stemmer = None
 BODY, ROW, DOC = "body", "row", "doc"
 WRITER_HEAP = 256 << 20  # bytes tantivy buffers before it writes a segment
-TANTIVY_K1, TANTIVY_B = 1.2, 0.75  # fixed in tantivy's BM25
+MAX_COUNT = 65535  # a word's count in one row is kept in 16 bits
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,12 @@ class Bm25:
 
     def score(self, tf: np.ndarray, idf: np.ndarray, lengths: np.ndarray, average: float) -> np.ndarray:
         """Per row, the sum over words of idf · tf (k1 + 1) / (tf + k1 (1 - b + b · length / average));
-        tf is (rows, words), idf and lengths as from Lexical.term_frequencies and the store."""
+        tf is (rows, words) from WordCounts.tf, idf from Lexical.idf, lengths the rows' word counts."""
         norm = self.k1 * (1 - self.b + self.b * np.asarray(lengths, np.float32) / max(average, 1e-9))
         return (idf * tf * (self.k1 + 1) / (tf + norm[:, None])).sum(axis=1, dtype=np.float32)
+
+
+TANTIVY = Bm25(1.2, 0.75)  # tantivy's own settings, which sentences are scored at
 
 
 def _stem_words(words: list[str]) -> list[str]:
@@ -89,7 +96,7 @@ def _schema():
 
     builder = tantivy.SchemaBuilder()
     builder.add_text_field(BODY, tokenizer_name="whitespace", index_option="freq")
-    builder.add_unsigned_field(ROW, indexed=True, fast=True)
+    builder.add_unsigned_field(ROW, fast=True)
     builder.add_unsigned_field(DOC, indexed=True)
     return builder.build()
 
@@ -177,47 +184,80 @@ class Lexical:
         """(rows, scores) of the k best-scoring rows, best first; rows matching no word are left out."""
         return self._search(self._query(tokens), k)
 
-    def scores_of(self, tokens: list[str], rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, scores) of those of the given rows that match a word, in any order."""
-        query = self._query(tokens)
-        if query is None or not len(rows):
-            return self._search(None, 0)
-        t = self._tantivy
-        among = t.Query.term_set_query(self._schema, ROW, [int(r) for r in rows])
-        # The filter scores nothing, so a row's score is its BM25 alone.
-        query = t.Query.boolean_query([(t.Occur.Must, query), (t.Occur.Must, t.Query.const_score_query(among, 0.0))])
-        return self._search(query, len(rows))
-
-    def term_frequencies(self, tokens: list[str], rows: np.ndarray, lengths: np.ndarray, average: float
-                         ) -> tuple[np.ndarray, np.ndarray]:
-        """(idf of each distinct word, tf of shape (rows, words)) for ascending rows, whose
-        lengths (words indexed) are given, average being the mean over the index's live rows.
-
-        tf is read back from tantivy's score of each word alone: s = idf · tf (k1 + 1) / (tf + K),
-        K from the row's length, so tf = K s' / (k1 + 1 - s') with s' = s / idf, rounded. tantivy
-        quantises lengths above 40 words to 1/16 of a binary order (Lucene's scheme), so K is off
-        by a few percent at most, which moves tf by well under a half for the tf a passage has."""
-        terms = sorted(set(tokens))
-        rows = np.asarray(rows, dtype=np.int64)
-        idf = np.array([self.idf(t) for t in terms], dtype=np.float32)
-        tf = np.zeros((len(rows), len(terms)), dtype=np.float32)
-        if not len(rows) or not terms:
-            return idf, tf
-        t = self._tantivy
-        among = t.Query.const_score_query(t.Query.term_set_query(self._schema, ROW, rows.tolist()), 0.0)
-        norm = TANTIVY_K1 * (1 - TANTIVY_B + TANTIVY_B * np.asarray(lengths, np.float64) / max(average, 1e-9))
-        for j, term in enumerate(terms):
-            word = t.Query.term_query(self._schema, BODY, term, index_option="freq")
-            found, scores = self._search(t.Query.boolean_query([(t.Occur.Must, word), (t.Occur.Must, among)]), len(rows))
-            if not len(found):
-                continue
-            at = np.searchsorted(rows, found)
-            share = np.minimum(scores / idf[j], 0.999 * (TANTIVY_K1 + 1))
-            tf[at, j] = np.maximum(1.0, np.rint(norm[at] * share / (TANTIVY_K1 + 1 - share)))
-        return idf, tf
-
     def idf(self, term: str) -> float:
         """Lucene's idf of a stemmed word (as tantivy scores it); an unknown word counts as rarest."""
         n = self.size
         df = self._searcher.doc_freq(BODY, term)
         return math.log1p((n - max(df, 1) + 0.5) / (max(df, 1) + 0.5))
+
+    def idfs(self, terms: list[str]) -> np.ndarray:
+        return np.array([self.idf(t) for t in terms], dtype=np.float32)
+
+
+def hashed(terms: Iterable[str]) -> np.ndarray:
+    """Each word's CRC-32 (of its UTF-8): how WordCounts names it. A question word shares its hash
+    with another word of a row of 70 distinct words once in 60 million rows read; the cost is that
+    row's tf of that word read wrong."""
+    return np.array([zlib.crc32(t.encode("utf-8")) for t in terms], dtype=np.uint32)
+
+
+class _Hashes(dict):
+    def __missing__(self, word: str) -> int:
+        value = self[word] = zlib.crc32(word.encode("utf-8"))
+        return value
+
+
+class WordCountsWriter:
+    """Collects each row's distinct words and their counts as the rows stream to tantivy."""
+
+    def __init__(self):
+        self._terms, self._counts, self._ends = array("I"), array("H"), array("q", [0])
+        self._hashes = _Hashes()  # one CRC a distinct word, not one a word
+
+    def add(self, tokens: list[str]) -> list[str]:
+        counted = collections.Counter(tokens)
+        self._terms.extend(map(self._hashes.__getitem__, counted))
+        self._counts.extend(min(n, MAX_COUNT) for n in counted.values())
+        self._ends.append(len(self._terms))
+        return tokens
+
+    def save(self, stem: Path) -> None:
+        """Write stem.ends.npy (row i's words are entries ends[i]:ends[i+1]), stem.terms.npy, stem.counts.npy."""
+        for part, values, dtype in (("ends", self._ends, np.int64), ("terms", self._terms, np.uint32),
+                                    ("counts", self._counts, np.uint16)):
+            np.save(stem.with_name(f"{stem.name}.{part}.npy"), np.frombuffer(values, dtype=dtype))
+
+
+class WordCounts:
+    """Every row's word counts, over the segments' files WordCountsWriter saved, memory-mapped."""
+
+    def __init__(self, stems: list[Path]):
+        self._parts = [tuple(np.load(stem.with_name(f"{stem.name}.{part}.npy"), mmap_mode="r", allow_pickle=False)
+                             for part in ("ends", "terms", "counts")) for stem in stems]
+        self._bases = np.cumsum([0] + [len(ends) - 1 for ends, _, _ in self._parts])
+
+    def __len__(self) -> int:
+        return int(self._bases[-1])
+
+    def tf(self, terms: list[str], rows: np.ndarray) -> np.ndarray:
+        """(rows, terms): how often each term occurs in each row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros((len(rows), len(terms)), dtype=np.float32)
+        if not len(rows) or not terms:
+            return out
+        wanted, column = np.unique(hashed(terms), return_inverse=True)
+        found = np.zeros((len(rows), len(wanted)), dtype=np.float32)
+        part_of = np.searchsorted(self._bases, rows, side="right") - 1
+        for k in np.unique(part_of):
+            (ends, terms_k, counts_k), mine = self._parts[k], np.flatnonzero(part_of == k)
+            local = rows[mine] - self._bases[k]
+            starts, sizes = ends[local], ends[local + 1] - ends[local]
+            # Every entry of these rows at once: entry j of row i is starts[i] + j.
+            owner = np.repeat(mine, sizes)
+            at = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(starts, sizes)
+            got = terms_k[at]
+            where = np.minimum(np.searchsorted(wanted, got), len(wanted) - 1)
+            hit = wanted[where] == got
+            found[owner[hit], where[hit]] = counts_k[at[hit]]
+        out[:] = found[:, column]
+        return out

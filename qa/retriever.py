@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .lexical import Bm25, tokenize
+from .lexical import TANTIVY, Bm25, tokenize
 from .store import Index
 from .types import Hit
 
@@ -83,14 +83,6 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
 
 
-def _filled(rows: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Scores for ascending rows from (found, scores) pairs in any order; rows not found score 0."""
-    out = np.zeros(len(rows), dtype=np.float32)
-    if len(found):
-        out[np.searchsorted(rows, found)] = scores
-    return out
-
-
 class Retriever:
     def __init__(self, index: Index, encoder, weights: Weights | None = None, bm25: Bm25 | None = None):
         self.index = index
@@ -98,6 +90,7 @@ class Retriever:
         self.weights = weights or fitted_weights()
         self.bm25 = bm25 or fitted_bm25()
         self._words = index.spans["pass_words"]
+        self._sentence_words = index.spans["sent_words"]
         self._first = index.spans["pass_first"]
         self._last = index.spans["pass_last"]
         # Small indexes: every passage scored exactly, vectors in memory (cache-friendly, ~1 ms).
@@ -127,22 +120,26 @@ class Retriever:
         # Their sentences, and the one before each (the rule reader looks back one sentence).
         first, last = self._first[pool], self._last[pool]
         sentences = np.unique(np.concatenate([np.arange(max(a - 1, 0), b) for a, b in zip(first, last)])).astype(np.int64)
-        found, scores = index.lexical_sentences.scores_of(tokens, sentences)
+        # Sentences at tantivy's k1 and b, as the weights were fitted on.
+        terms = sorted(set(tokens))
+        lengths = np.asarray(self._sentence_words[sentences], dtype=np.float32)
+        bm25_sentence = TANTIVY.score(index.sentence_words.tf(terms, sentences), index.lexical_sentences.idfs(terms),
+                                      lengths, index.manifest["sentence_words"])
         return Signals(
             pool=pool,
             bm25=Scores(pool, bm25),
             dense=Scores(pool, np.asarray(self._passage_vectors[pool], dtype=np.float32) @ vector),
-            bm25_sentence=Scores(sentences, _filled(sentences, found, scores)),
+            bm25_sentence=Scores(sentences, bm25_sentence),
             dense_sentence=Scores(sentences, np.asarray(self._sentence_vectors[sentences], dtype=np.float32) @ vector),
         )
 
     def term_frequencies(self, tokens: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """(tf, idf, lengths, average) of ascending passage rows for the question's words: what
         Bm25.score takes, at any k1 and b."""
+        terms = sorted(set(tokens))
         words = np.asarray(self._words[rows], dtype=np.float32)
-        average = self.index.manifest["passage_words"]
-        idf, tf = self.index.lexical_passages.term_frequencies(tokens, rows, words, average)
-        return tf, idf, words, average
+        tf = self.index.passage_words.tf(terms, rows)
+        return tf, self.index.lexical_passages.idfs(terms), words, self.index.manifest["passage_words"]
 
     def _pool_values(self, signals: Signals) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The candidate passages and each signal's value for them."""

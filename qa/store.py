@@ -14,6 +14,7 @@ Layout of an index folder (``vectors/`` by default)::
             docs.offsets.npy  where each line starts: documents are read one at a time, when used
             passages.npy    passage vectors, float32, memory-mapped on load
             sentences.npy   sentence vectors
+            passage-words.*.npy, sentence-words.*.npy  each row's words (hashed) and their counts, for BM25
         seg-000002/    ...
     lock               held (flock) by a running `qa index`; the kernel drops it if that process dies
 
@@ -57,12 +58,13 @@ from .chunker import ChunkSettings
 from .errors import IndexBusy, IndexDamaged, IndexForeign, IndexMissing, IndexProblem
 from .types import Document, Passage, Sentence
 
-FORMAT = 5  # 2: int8 vectors, sentences pooled; 3: tantivy; 4: segments, rows kept across updates; 5: dense shards
+FORMAT = 6  # 2: int8 vectors, sentences pooled; 3: tantivy; 4: segments, rows kept across updates; 5: dense shards;
+# 6: word counts per row
 CURRENT = "CURRENT"
 VERIFY_BYTES = 64 << 20  # on load, the smallest files are checked by sha256 up to this much in all; the rest by size
 SPANS = {"sent_doc": np.int32, "sent_start": np.int64, "sent_end": np.int64, "sent_heading": np.bool_,
          "pass_doc": np.int32, "pass_start": np.int64, "pass_end": np.int64, "pass_first": np.int32, "pass_last": np.int32,
-         "pass_words": np.int32}  # pass_words: how many words BM25 indexed for the passage
+         "pass_words": np.int32, "sent_words": np.int32}  # how many words BM25 indexed for the row
 MAX_SEGMENTS = 12  # more, and the next update compacts (each segment is one more file to read a document from)
 MAX_DEAD = 0.25  # dead passages above this share of rows, and the next update compacts
 
@@ -219,6 +221,8 @@ class Index:
     sentence_vectors: Stacked
     lexical_passages: lexical.Lexical
     lexical_sentences: lexical.Lexical
+    passage_words: lexical.WordCounts
+    sentence_words: lexical.WordCounts
     alive: np.ndarray  # per document number
     shards: list = field(default_factory=list, repr=False)  # FAISS indexes of a large index, by passage row
     dead_passages: np.ndarray | None = None  # a flag per passage row, or None when none is dead
@@ -301,7 +305,7 @@ def current_generation(root: Path) -> Path | None:
     return root / name
 
 
-MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "dense", "corpus", "counts", "passage_words", "rows", "segments", "files", "data"}
+MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "dense", "corpus", "counts", "passage_words", "sentence_words", "rows", "segments", "files", "data"}
 
 
 def read_manifest(root: Path) -> dict:
@@ -388,6 +392,10 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
         spans = {k: np.load(gen / "spans" / f"{k}.npy", mmap_mode="r", allow_pickle=False) for k in SPANS}
         part = "alive.npy"
         alive = np.load(gen / "alive.npy", allow_pickle=False)
+        words = {}
+        for kind in ("passage", "sentence"):
+            part = f"{kind}-words"
+            words[kind] = lexical.WordCounts([gen / seg["name"] / f"{kind}-words" for seg in manifest["segments"]])
         part = "the lexical index"
         dim = manifest.get("dim") or (p_vecs[0].shape[1] if p_vecs else 0)
         index = Index(
@@ -395,6 +403,7 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
             passage_vectors=Stacked(p_vecs, dim), sentence_vectors=Stacked(s_vecs, dim),
             lexical_passages=lexical.Lexical(gen / "lexical-passages"),
             lexical_sentences=lexical.Lexical(gen / "lexical-sentences"), alive=alive, shards=shards,
+            passage_words=words["passage"], sentence_words=words["sentence"],
         )
         part = "alive.npy"
         if not alive.all():
@@ -410,6 +419,7 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
         and sum(shard.ntotal for shard in shards) == (counts["passages"] if shards else 0)
         and index.n_sentences == rows["sentences"] == len(index.sentence_vectors)
         and index.lexical_passages.size == counts["passages"] and index.lexical_sentences.size == counts["sentences"]
+        and len(index.passage_words) == rows["passages"] and len(index.sentence_words) == rows["sentences"]
         and all(len(a) == rows["sentences" if k.startswith("sent") else "passages"] for k, a in spans.items())
         and manifest["generation"] == gen.name
     )
@@ -576,18 +586,27 @@ class FolderWriter:
             shutil.rmtree(tmp / self.segment, ignore_errors=True)
 
         pass_docs, sent_docs = [p.doc + doc0 for p in passages], [s.doc + doc0 for s in sentences]
-        counts: list[int] = []
-        passage_words = (counts.append(len(words)) or words for words in passage_words)
+        # Each row's words stream to tantivy and, counted, to the segment's word counts.
+        counted = {"passage": lexical.WordCountsWriter(), "sentence": lexical.WordCountsWriter()}
+        lengths: dict[str, list[int]] = {"passage": [], "sentence": []}
+
+        def counting(kind: str, rows):
+            return (lengths[kind].append(len(words)) or counted[kind].add(words) for words in rows)
+
+        passage_words, sentence_words = counting("passage", passage_words), counting("sentence", sentence_words)
         if prev is not None:
             lexical.update(tmp / "lexical-passages", passage_words, pass_docs, pass0, gone)
             lexical.update(tmp / "lexical-sentences", sentence_words, sent_docs, sent0, gone)
         else:
             lexical.build(tmp / "lexical-passages", passage_words, pass_docs)
             lexical.build(tmp / "lexical-sentences", sentence_words, sent_docs)
+        if documents:
+            for kind, writer in counted.items():
+                writer.save(tmp / self.segment / f"{kind}-words")
 
         # Rows of every segment, numbered across them: the old ones, then the new.
         new = {
-            "pass_words": counts,
+            "pass_words": lengths["passage"], "sent_words": lengths["sentence"],
             "sent_doc": sent_docs, "sent_start": [s.start for s in sentences],
             "sent_end": [s.end for s in sentences], "sent_heading": [s.heading for s in sentences],
             "pass_doc": pass_docs, "pass_start": [p.start for p in passages],
@@ -633,8 +652,9 @@ class FolderWriter:
             "corpus_relative": os.path.relpath(corpus_root.resolve(), self.root.resolve()),
             "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "counts": {"documents": int(alive.sum()), "passages": self.live_passages, "sentences": self.live_sentences},
-            # The mean of pass_words over live passages: BM25's average length.
+            # The means of pass_words and sent_words over live rows: BM25's average lengths.
             "passage_words": float(columns["pass_words"][live_rows].mean()) if self.live_passages else 0.0,
+            "sentence_words": float(columns["sent_words"][alive[sent_doc]].mean()) if self.live_sentences else 0.0,
             "rows": {"documents": len(alive), "passages": len(live_rows), "sentences": len(sent_doc)},
             "segments": self.segments,
             "files": files,

@@ -37,23 +37,11 @@ def test_top_ranks_the_matching_texts_and_leaves_the_rest_out(index):
     assert rows[0] == 0 and scores[0] > scores[1] > 0  # three words matched beat two
 
 
-def test_scores_of_chosen_rows_are_their_scores_among_all(index):
-    lex = lexical.Lexical(index)
-    question = tokenize("Did revenue fall at the chip maker or the airline?")
-    rows, scores = lex.top(question, 10)
-    everything = dict(zip(rows.tolist(), scores.tolist()))
-    some, some_scores = lex.scores_of(question, [3, 2, 1])
-    assert sorted(some.tolist()) == [1, 3]  # row 2 matches no word: not returned
-    for row, score in zip(some.tolist(), some_scores.tolist()):
-        assert score == pytest.approx(everything[row])  # the row filter adds nothing to the score
-
-
 def test_a_question_of_stopwords_or_unknown_words_finds_nothing(index):
     lex = lexical.Lexical(index)
     for question in ("what is it?", "zyzzyva quux"):
         rows, scores = lex.top(tokenize(question), 5)
         assert len(rows) == 0 and len(scores) == 0
-        assert len(lex.scores_of(tokenize(question), [0, 1])[0]) == 0
 
 
 def test_idf_is_higher_for_rarer_words_and_never_negative(index):
@@ -95,27 +83,50 @@ REPEATS = [  # words repeated, so that term frequencies above one are read back 
 ] + TEXTS
 
 
-def test_term_frequencies_are_read_back_exactly_and_rescored_at_other_settings(tmp_path):
+def _counted(tmp_path, texts: list[list[str]], segments: int = 1) -> lexical.WordCounts:
+    """texts' word counts, written in that many segments as the store writes them."""
+    stems, size = [], -(-len(texts) // segments)
+    for k in range(segments):
+        writer = lexical.WordCountsWriter()
+        for tokens in texts[k * size : (k + 1) * size]:
+            assert writer.add(tokens) is tokens  # handed on to tantivy as it was
+        stems.append(tmp_path / f"seg-{k}" / "passage-words")
+        stems[-1].parent.mkdir()
+        writer.save(stems[-1])
+    return lexical.WordCounts(stems)
+
+
+@pytest.mark.parametrize("segments", [1, 3])
+def test_word_counts_give_each_rows_term_frequencies_across_segments(tmp_path, segments):
+    tokens = [tokenize(t) for t in REPEATS]
+    counts = _counted(tmp_path, tokens, segments)
+    assert len(counts) == len(REPEATS)
+    words = sorted(set(tokenize("Which striker scored when revenue fell and the comet passed?"))) + ["zyzzyva"]
+    rows = np.array([0, 2, 4, 5, 8])
+    tf = counts.tf(words, rows)
+    assert tf.tolist() == [[float(tokens[r].count(w)) for w in words] for r in rows]
+    assert tf.max() >= 4 and not tf[:, -1].any()  # repeated words counted; an unknown word is nowhere
+    assert counts.tf(words, np.array([], np.int64)).shape == (0, len(words))
+    assert counts.tf([], rows).shape == (len(rows), 0)
+
+
+def test_bm25_over_word_counts_is_tantivys_at_its_settings_and_the_formula_at_others(tmp_path):
     tokens = [tokenize(t) for t in REPEATS]
     lexical.build(tmp_path / "lex", tokens, range(len(REPEATS)))
-    lex = lexical.Lexical(tmp_path / "lex")
+    lex, counts = lexical.Lexical(tmp_path / "lex"), _counted(tmp_path, tokens)
     lengths = np.array([len(t) for t in tokens], dtype=np.float32)
     average = float(lengths.mean())
     question = tokenize("Which striker scored when revenue fell and the comet passed?")
-    rows = np.arange(len(REPEATS))
-    idf, tf = lex.term_frequencies(question, rows, lengths, average)
-    words = sorted(set(question))
-    assert tf.tolist() == [[float(t.count(w)) for w in words] for t in tokens]
-    assert tf.max() >= 4
+    words, rows = sorted(set(question)), np.arange(len(REPEATS))
+    tf, idf = counts.tf(words, rows), lex.idfs(words)
 
-    # At tantivy's own k1 and b the rescored BM25 is tantivy's score (lengths past 40 words aside).
-    found, scores = lex.scores_of(question, rows)
-    ours = lexical.Bm25(lexical.TANTIVY_K1, lexical.TANTIVY_B).score(tf, idf, lengths, average)
+    # At tantivy's own k1 and b, tantivy's scores (every row here is under 40 words, stored exactly).
+    found, scores = lex.top(question, len(REPEATS))
+    ours = lexical.TANTIVY.score(tf, idf, lengths, average)
     assert ours[found] == pytest.approx(scores, rel=1e-4)
+    assert not ours[np.setdiff1d(rows, found)].any()
     # At others, the textbook formula over the true counts.
     k1, b = 0.6, 0.3
     by_hand = [sum(i * t.count(w) * (k1 + 1) / (t.count(w) + k1 * (1 - b + b * len(t) / average))
                    for i, w in zip(idf, words)) for t in tokens]
     assert lexical.Bm25(k1, b).score(tf, idf, lengths, average) == pytest.approx(by_hand, rel=1e-5)
-    idf_some, tf_some = lex.term_frequencies(question, np.array([1, 4]), lengths[[1, 4]], average)
-    assert tf_some.tolist() == tf[[1, 4]].tolist() and idf_some.tolist() == idf.tolist()
