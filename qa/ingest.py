@@ -241,7 +241,9 @@ def build(
     with store.locked(root):
         old = None if rebuild else _reusable(root, embedder.name, settings, vectors_recipe(embedder))
         extraction = formats.settings()
-        if old is not None and old.manifest.get("extraction") == extraction and faiss_kind is None:
+        # An index of an earlier format is written again whole (compacted), its vectors reused.
+        if (old is not None and old.manifest["format"] == store.FORMAT and old.manifest.get("extraction") == extraction
+                and faiss_kind is None):
             found = plan(corpus_root, old.manifest)
             if found.unchanged:
                 store.remove_old_generations(root, old.manifest["generation"])  # what a crash after the swap left
@@ -387,9 +389,10 @@ def _ranges(owner: list[int], n: int) -> list[tuple[int, int]]:
 
 
 def _reusable(root: Path, model: str, settings: ChunkSettings, recipe: str) -> store.Index | None:
-    """The live index if its vectors can be reused: same model, chunking and sentence vectors, undamaged."""
+    """The live index if its vectors can be reused: same model, chunking and sentence vectors,
+    undamaged, of this format or one that can be upgraded."""
     try:
-        index = store.load(root)
+        index = store.load(root, upgradable=True)
     except (IndexMissing, IndexDamaged, IndexForeign):
         return None
     if (index.model != model or index.manifest["chunking"] != settings.to_json()

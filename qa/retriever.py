@@ -47,6 +47,12 @@ def fitted_bm25() -> Bm25:
     return Bm25(**_fitted()["bm25"])
 
 
+def fitted_sentence_bm25() -> Bm25:
+    """The sentences' BM25 settings training/fit_fusion.py chose; tantivy's until it chose any."""
+    chosen = _fitted().get("bm25_sentence")
+    return Bm25(**chosen) if chosen else TANTIVY
+
+
 class Scores:
     """One signal's values for some rows (passages or sentences), looked up by row number."""
 
@@ -84,13 +90,18 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 class Retriever:
-    def __init__(self, index: Index, encoder, weights: Weights | None = None, bm25: Bm25 | None = None):
+    def __init__(self, index: Index, encoder, weights: Weights | None = None, bm25: Bm25 | None = None,
+                 sentence_bm25: Bm25 | None = None):
         self.index = index
         self.encoder = encoder
         self.weights = weights or fitted_weights()
         self.bm25 = bm25 or fitted_bm25()
-        self._words = index.spans["pass_words"]
-        self._sentence_words = index.spans["sent_words"]
+        self.sentence_bm25 = sentence_bm25 or fitted_sentence_bm25()
+        # Per kind of row: its word counts, its lexical index (for idf), its lengths, their mean.
+        self._counts = {
+            False: (index.passage_words, index.lexical_passages, index.spans["pass_words"], index.manifest["passage_words"]),
+            True: (index.sentence_words, index.lexical_sentences, index.spans["sent_words"], index.manifest["sentence_words"]),
+        }
         self._first = index.spans["pass_first"]
         self._last = index.spans["pass_last"]
         # Small indexes: every passage scored exactly, vectors in memory (cache-friendly, ~1 ms).
@@ -120,11 +131,7 @@ class Retriever:
         # Their sentences, and the one before each (the rule reader looks back one sentence).
         first, last = self._first[pool], self._last[pool]
         sentences = np.unique(np.concatenate([np.arange(max(a - 1, 0), b) for a, b in zip(first, last)])).astype(np.int64)
-        # Sentences at tantivy's k1 and b, as the weights were fitted on.
-        terms = sorted(set(tokens))
-        lengths = np.asarray(self._sentence_words[sentences], dtype=np.float32)
-        bm25_sentence = TANTIVY.score(index.sentence_words.tf(terms, sentences), index.lexical_sentences.idfs(terms),
-                                      lengths, index.manifest["sentence_words"])
+        bm25_sentence = self.sentence_bm25.score(*self.term_frequencies(tokens, sentences, sentences=True))
         return Signals(
             pool=pool,
             bm25=Scores(pool, bm25),
@@ -133,13 +140,13 @@ class Retriever:
             dense_sentence=Scores(sentences, np.asarray(self._sentence_vectors[sentences], dtype=np.float32) @ vector),
         )
 
-    def term_frequencies(self, tokens: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(tf, idf, lengths, average) of ascending passage rows for the question's words: what
-        Bm25.score takes, at any k1 and b."""
+    def term_frequencies(self, tokens: list[str], rows: np.ndarray, sentences: bool = False
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(tf, idf, lengths, average) of ascending passage rows, or sentence rows, for the
+        question's words: what Bm25.score takes, at any k1 and b."""
+        counts, lexical, lengths, average = self._counts[sentences]
         terms = sorted(set(tokens))
-        words = np.asarray(self._words[rows], dtype=np.float32)
-        tf = self.index.passage_words.tf(terms, rows)
-        return tf, self.index.lexical_passages.idfs(terms), words, self.index.manifest["passage_words"]
+        return counts.tf(terms, rows), lexical.idfs(terms), np.asarray(lengths[rows], dtype=np.float32), average
 
     def _pool_values(self, signals: Signals) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The candidate passages and each signal's value for them."""

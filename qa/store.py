@@ -65,6 +65,8 @@ VERIFY_BYTES = 64 << 20  # on load, the smallest files are checked by sha256 up 
 SPANS = {"sent_doc": np.int32, "sent_start": np.int64, "sent_end": np.int64, "sent_heading": np.bool_,
          "pass_doc": np.int32, "pass_start": np.int64, "pass_end": np.int64, "pass_first": np.int32, "pass_last": np.int32,
          "pass_words": np.int32, "sent_words": np.int32}  # how many words BM25 indexed for the row
+UPGRADABLE = (5,)  # earlier formats whose documents and vectors `qa index` keeps while writing the current one
+OLD_SPANS = {5: set(SPANS) - {"sent_words"}}
 MAX_SEGMENTS = 12  # more, and the next update compacts (each segment is one more file to read a document from)
 MAX_DEAD = 0.25  # dead passages above this share of rows, and the next update compacts
 
@@ -221,8 +223,8 @@ class Index:
     sentence_vectors: Stacked
     lexical_passages: lexical.Lexical
     lexical_sentences: lexical.Lexical
-    passage_words: lexical.WordCounts
-    sentence_words: lexical.WordCounts
+    passage_words: lexical.WordCounts | None  # None: an earlier format, loaded to be upgraded
+    sentence_words: lexical.WordCounts | None
     alive: np.ndarray  # per document number
     shards: list = field(default_factory=list, repr=False)  # FAISS indexes of a large index, by passage row
     dead_passages: np.ndarray | None = None  # a flag per passage row, or None when none is dead
@@ -308,8 +310,9 @@ def current_generation(root: Path) -> Path | None:
 MANIFEST_KEYS = {"format", "generation", "model", "chunking", "faiss", "dense", "corpus", "counts", "passage_words", "sentence_words", "rows", "segments", "files", "data"}
 
 
-def read_manifest(root: Path) -> dict:
-    """The live generation's manifest; IndexMissing when there is none."""
+def read_manifest(root: Path, upgradable: bool = False) -> dict:
+    """The live generation's manifest; IndexMissing when there is none. upgradable: an earlier
+    format `qa index` can bring up to date is read too (for its documents and vectors only)."""
     gen = current_generation(root)
     if gen is None:
         raise IndexMissing(f"no index in {root}/ — run `qa index`")
@@ -326,9 +329,13 @@ def read_manifest(root: Path) -> dict:
         raise IndexDamaged(f"{damaged} (manifest.json is not valid JSON) — run `qa index --rebuild`") from None
     if not isinstance(manifest, dict):
         raise IndexDamaged(f"{damaged} (manifest.json lacks its fields) — run `qa index --rebuild`")
-    if manifest.get("format") != FORMAT:  # before the fields: another version's manifest has others
-        raise IndexForeign(f"{root}/ was written by another version of qa (format {manifest.get('format')}); run `qa index --rebuild`")
-    if not MANIFEST_KEYS <= manifest.keys():
+    found = manifest.get("format")
+    if found != FORMAT and not (upgradable and found in UPGRADABLE):  # before the fields: another version's has others
+        if found in UPGRADABLE:
+            raise IndexForeign(f"{root}/ was written by an earlier version of qa (format {found}); run `qa index` "
+                               "to bring it up to date (its vectors are kept: nothing is embedded again)")
+        raise IndexForeign(f"{root}/ was written by another version of qa (format {found}); run `qa index --rebuild`")
+    if not (MANIFEST_KEYS if found == FORMAT else MANIFEST_KEYS - {"sentence_words"}) <= manifest.keys():
         raise IndexDamaged(f"{damaged} (manifest.json lacks its fields) — run `qa index --rebuild`")
     return manifest
 
@@ -343,15 +350,19 @@ def check_compatible(manifest: dict, root: Path, model: str, settings: ChunkSett
         raise IndexForeign(f"{root}/ was built with other chunking settings ({manifest['chunking']}); run `qa index --rebuild`")
 
 
-def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index:
+def load(root: Path, verify: bool = True, manifest: dict | None = None, upgradable: bool = False) -> Index:
     """Load and cross-check the live generation; any inconsistency is IndexDamaged.
 
     manifest: the live one, already read (it is large for a large corpus); read again if another
-    generation went live since."""
+    generation went live since. upgradable: an index of an earlier format in UPGRADABLE loads
+    too, without what that format lacks (word counts: None), for `qa index` to reuse its
+    documents and vectors; it cannot answer."""
     gen = current_generation(root)
     if manifest is None or gen is None or manifest.get("generation") != gen.name:
-        manifest = read_manifest(root)
+        manifest = read_manifest(root, upgradable)
         gen = current_generation(root)
+    current = manifest["format"] == FORMAT
+    span_keys = list(SPANS) if current else [k for k in SPANS if k in OLD_SPANS[manifest["format"]]]
     damaged = f"the index in {root}/ is damaged"
     part = "manifest.json"  # the file being read, for the message when it fails
     try:
@@ -389,11 +400,11 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
         part = "docs.jsonl"
         documents = Documents(docs, root)
         part = "spans"
-        spans = {k: np.load(gen / "spans" / f"{k}.npy", mmap_mode="r", allow_pickle=False) for k in SPANS}
+        spans = {k: np.load(gen / "spans" / f"{k}.npy", mmap_mode="r", allow_pickle=False) for k in span_keys}
         part = "alive.npy"
         alive = np.load(gen / "alive.npy", allow_pickle=False)
-        words = {}
-        for kind in ("passage", "sentence"):
+        words = {"passage": None, "sentence": None}
+        for kind in words if current else ():
             part = f"{kind}-words"
             words[kind] = lexical.WordCounts([gen / seg["name"] / f"{kind}-words" for seg in manifest["segments"]])
         part = "the lexical index"
@@ -419,7 +430,7 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None) -> Index
         and sum(shard.ntotal for shard in shards) == (counts["passages"] if shards else 0)
         and index.n_sentences == rows["sentences"] == len(index.sentence_vectors)
         and index.lexical_passages.size == counts["passages"] and index.lexical_sentences.size == counts["sentences"]
-        and len(index.passage_words) == rows["passages"] and len(index.sentence_words) == rows["sentences"]
+        and (not current or (len(index.passage_words) == rows["passages"] and len(index.sentence_words) == rows["sentences"]))
         and all(len(a) == rows["sentences" if k.startswith("sent") else "passages"] for k, a in spans.items())
         and manifest["generation"] == gen.name
     )

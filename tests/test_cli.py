@@ -58,6 +58,38 @@ def test_foreign_index_is_refused_with_the_fix(workdir):
     assert done.returncode == ExitStatus.INDEX and "--rebuild" in done.stderr
 
 
+def _as_format_5(root):
+    """The live generation made into what format 5 wrote: no word counts per row, no sentence lengths."""
+    gen = root / (root / "CURRENT").read_text().strip()
+    record = json.loads((gen / "manifest.json").read_text())
+    gone = [f for f in record["data"] if f.endswith("sent_words.npy") or "-words." in f]
+    assert len(gone) == 7  # spans/sent_words.npy, and three files of each kind in the one segment
+    for name in gone:
+        (gen / name).unlink()
+        del record["data"][name]
+    record["format"] = 5
+    del record["sentence_words"]
+    (gen / "manifest.json").write_text(json.dumps(record))
+    return gen / "manifest.json"
+
+
+def test_an_index_of_the_format_before_is_brought_up_to_date_keeping_its_vectors(workdir):
+    question = ("ask", "Who is the UN's special envoy for Syria?", "--json")
+    run_qa("index", cwd=workdir)
+    answer = run_qa(*question, cwd=workdir)
+    manifest = _as_format_5(workdir / "vectors")
+    before = manifest.read_bytes()
+    done = run_qa(*question, cwd=workdir)
+    assert done.returncode == ExitStatus.INDEX and len(done.stderr.strip().splitlines()) == 1
+    assert "earlier version of qa (format 5); run `qa index` to bring it up to date" in done.stderr
+    assert manifest.read_bytes() == before
+    done = run_qa("index", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert "(0 passages and 0 sentences embedded)" in done.stderr  # every vector kept
+    again = run_qa(*question, cwd=workdir)
+    assert again.returncode == 0 and again.stdout == answer.stdout
+
+
 def test_an_index_of_the_previous_format_is_refused_then_rebuilt(workdir):
     """Format 1 (sentence vectors encoded alone, fp32) cannot be updated in place: one line with the
     fix, nothing touched, and `qa index --rebuild` makes a current one."""

@@ -5,7 +5,7 @@ from qa import retriever as retriever_mod
 from qa import ingest, store
 from qa.answerer import Answerer
 from qa.embedder import Hashing
-from qa.lexical import tokenize
+from qa.lexical import TANTIVY, Bm25, tokenize
 from qa.retriever import Retriever, Weights
 
 from conftest import SEEDS, own_questions
@@ -50,7 +50,8 @@ def test_sentences_are_scored_only_for_candidate_passages(indexes, monkeypatch):
     flat, _ = indexes
     monkeypatch.setattr(retriever_mod, "CANDIDATES", 3)
     question = "Who is the UN special envoy for Syria?"
-    signals = Retriever(flat, Hashing()).signals_batch([question])[0]
+    # At tantivy's own k1 and b, so that tantivy's scores over every sentence are the reference.
+    signals = Retriever(flat, Hashing(), sentence_bm25=TANTIVY).signals_batch([question])[0]
     assert 3 <= len(signals.pool) <= 6 < flat.n_passages  # BM25's top 3 and the dense top 3
     own = {s for p in signals.pool for s in range(flat.passage(p).first_sentence, flat.passage(p).last_sentence)}
     before = {flat.passage(p).first_sentence - 1 for p in signals.pool} - {-1}  # the rule reader looks back one
@@ -62,3 +63,23 @@ def test_sentences_are_scored_only_for_candidate_passages(indexes, monkeypatch):
         assert signals.bm25_sentence[s] == pytest.approx(everywhere.get(s, 0.0))
     with pytest.raises(KeyError):
         signals.bm25_sentence[max(set(range(flat.n_sentences)) - own - before)]
+
+
+def test_term_frequencies_count_each_rows_words_for_passages_and_sentences(indexes):
+    flat, _ = indexes
+    question = "Who is the UN special envoy for Syria, and what did the envoy say?"
+    tokens, retriever = tokenize(question), Retriever(flat, Hashing(), sentence_bm25=Bm25(0.5, 0.2))
+    words = sorted(set(tokens))
+    signals = retriever.signals_batch([question])[0]
+    for sentences, rows in ((False, signals.pool), (True, signals.bm25_sentence.rows)):
+        tf, idf, lengths, average = retriever.term_frequencies(tokens, rows, sentences=sentences)
+        # A sentence is indexed alone; a passage with its document's title line, as it is embedded.
+        spans = [flat.sentence(r) if sentences else flat.passage(r) for r in rows]
+        texts = [flat.documents[x.doc].text[x.start : x.end] if sentences
+                 else ingest.embedding_text(flat.documents[x.doc], x.start, x.end) for x in spans]
+        counted = [tokenize(t) for t in texts]
+        assert tf.tolist() == [[float(c.count(w)) for w in words] for c in counted]
+        assert lengths.tolist() == [len(c) for c in counted] and tf.sum() > 0
+    # The sentences are scored at the retriever's own setting.
+    tf, idf, lengths, average = retriever.term_frequencies(tokens, signals.bm25_sentence.rows, sentences=True)
+    assert signals.bm25_sentence.values == pytest.approx(Bm25(0.5, 0.2).score(tf, idf, lengths, average))

@@ -1,4 +1,4 @@
-"""Choose the retriever's fusion weights and its passage BM25's k1 and b; write qa/fusion.json.
+"""Choose the retriever's fusion weights and its BM25's k1 and b; write qa/fusion.json.
 
     .venv/bin/python training/fit_fusion.py              # grid, print, write
     .venv/bin/python training/fit_fusion.py --dry-run    # print only
@@ -12,9 +12,10 @@ R@1, then to the weighting listed first. It prints the chosen weighting beside t
 qa/fusion.json now, on the held-out articles split in two halves, so a choice that only fits
 one half shows. No test set is read.
 
-BM25's k1 and b come first: every pair of the grid below, at the weights in qa/fusion.json, by
-the same rule (best MRR, then R@1); then the weights, at the chosen pair. tantivy's own BM25
-(k1 1.2, b 0.75) is one of the pairs.
+BM25's k1 and b come first: the passages' (every pair of the grid below, at the weights in
+qa/fusion.json, by the same rule: best MRR, then R@1), then the sentences' at the passages'
+chosen pair; then the weights, at the chosen pairs. tantivy's own BM25 (k1 1.2, b 0.75) is one
+of the pairs.
 
 The dot-product shortcut: fusing with one unit weight gives that signal's z-scores over the
 shared candidate pool, so any weighting's fused score is a dot product with them (one fuse per
@@ -39,7 +40,7 @@ from qa import evaluate as ev  # noqa: E402
 from qa import retriever as retriever_mod  # noqa: E402
 from qa.answerer import clean_question  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
-from qa.lexical import Bm25, tokenize  # noqa: E402
+from qa.lexical import TANTIVY, Bm25, tokenize  # noqa: E402
 from qa.retriever import Retriever, Scores, Weights  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
@@ -88,22 +89,35 @@ def questions_of(golds) -> list[str]:
     return cleaned
 
 
-def fit_bm25(index, encoder, golds, names) -> tuple[Bm25, list[tuple[Bm25, dict]]]:
-    """The (k1, b) of the grid whose passage BM25 gives the best fused MRR at today's weights."""
-    current = Retriever(index, encoder)
+def fit_bm25(current: Retriever, golds, names, sentences: bool) -> tuple[Bm25, list[tuple[Bm25, dict]]]:
+    """The (k1, b) of the grid whose passage BM25 (or sentence BM25) gives the best fused MRR
+    with the current retriever's weights and other settings."""
+    index = current.index
     pairs = [Bm25(k1, b) for k1 in K1S for b in BS]
     ranks = np.zeros((len(golds), len(pairs)), dtype=np.int32)
     for lo in range(0, len(golds), 64):
         chunk = golds[lo : lo + 64]
         cleaned = questions_of(chunk)
         for i, (g, q, s) in enumerate(zip(chunk, cleaned, current.signals_batch(cleaned))):
-            counts = current.term_frequencies(tokenize(q), s.pool)
+            rows = s.bm25_sentence.rows if sentences else s.pool
+            counts = current.term_frequencies(tokenize(q), rows, sentences=sentences)
             for j, pair in enumerate(pairs):
-                s.bm25 = Scores(s.pool, pair.score(*counts))
+                if sentences:
+                    s.bm25_sentence = Scores(rows, pair.score(*counts))
+                else:
+                    s.bm25 = Scores(rows, pair.score(*counts))
                 ranks[lo + i, j] = ev.document_rank(index, current.fuse(s, index.n_passages), g.sources, names) or 0
         if lo % 640 == 0:
-            say(f"  k1 and b: {lo + len(chunk):,}/{len(golds):,} questions")
+            say(f"  {'sentence' if sentences else 'passage'} k1 and b: {lo + len(chunk):,}/{len(golds):,} questions")
     return pairs[best_column(ranks)], [(pair, figures(ranks[:, j])) for j, pair in enumerate(pairs)]
+
+
+def print_pairs(what: str, chosen: Bm25, by_pair: list[tuple[Bm25, dict]], questions: int, seconds: float) -> None:
+    print(f"{what} BM25 k1 and b, {questions:,} held-out SQuAD train questions ({seconds:.0f} s):")
+    print(f"{'k1':>5}{'b':>6}{'R@1':>8}{'R@5':>7}{'MRR':>7}")
+    for pair, f in by_pair:
+        mark = "  chosen" if pair == chosen else "  tantivy's own" if pair == TANTIVY else ""
+        print(f"{pair.k1:>5g}{pair.b:>6g}{f['R@1']:>8.3f}{f['R@5']:>7.3f}{f['MRR']:>7.4f}{mark}")
 
 
 def mean_reciprocal_ranks(ranks: np.ndarray) -> np.ndarray:
@@ -139,17 +153,16 @@ def main() -> int:
     golds = [g for g in golds if g.answerable]
     names = [Path(d.path).name for d in index.documents]
     started = time.perf_counter()
-    bm25, by_pair = fit_bm25(index, encoder, golds, names)
-    print(f"BM25 k1 and b at the weights in qa/fusion.json, {len(golds):,} held-out SQuAD train questions "
-          f"({time.perf_counter() - started:.0f} s):")
-    print(f"{'k1':>5}{'b':>6}{'R@1':>8}{'R@5':>7}{'MRR':>7}")
-    for pair, f in by_pair:
-        mark = "  chosen" if pair == bm25 else "  tantivy's own" if (pair.k1, pair.b) == (1.2, 0.75) else ""
-        print(f"{pair.k1:>5g}{pair.b:>6g}{f['R@1']:>8.3f}{f['R@5']:>7.3f}{f['MRR']:>7.4f}{mark}")
+    bm25, by_pair = fit_bm25(Retriever(index, encoder), golds, names, sentences=False)
+    print_pairs("Passage", bm25, by_pair, len(golds), time.perf_counter() - started)
+    started = time.perf_counter()
+    sentence_bm25, by_pair = fit_bm25(Retriever(index, encoder, bm25=bm25), golds, names, sentences=True)
+    print_pairs("Sentence", sentence_bm25, by_pair, len(golds), time.perf_counter() - started)
     weightings = simplex(args.step)
     grid = np.array([[w.bm25, w.dense, w.bm25_sentence, w.dense_sentence] for w in weightings]).T
-    unit = [Retriever(index, encoder, Weights(*(1.0 if i == j else 0.0 for i in range(4))), bm25) for j in range(4)]
-    current = Retriever(index, encoder, bm25=bm25)
+    unit = [Retriever(index, encoder, Weights(*(1.0 if i == j else 0.0 for i in range(4))), bm25, sentence_bm25)
+            for j in range(4)]
+    current = Retriever(index, encoder, bm25=bm25, sentence_bm25=sentence_bm25)
     ranks = np.zeros((len(golds), len(weightings)), dtype=np.int32)
     checked = disagree = 0
     started = time.perf_counter()
@@ -183,11 +196,12 @@ def main() -> int:
         "what": "the retriever's fused score = sum of weight * z-score of each signal over the candidate pool",
         "weights": chosen.as_dict(),
         "bm25": {"k1": bm25.k1, "b": bm25.b},
-        "rule": "best MRR of the question's own paragraph, then R@1: first k1 and b over the grid "
-                f"{list(K1S)} x {list(BS)} at the previous weights, then every weighting summing to 1 in steps of "
-                f"{args.step:g} at those k1 and b",
+        "bm25_sentence": {"k1": sentence_bm25.k1, "b": sentence_bm25.b},
+        "rule": "best MRR of the question's own paragraph, then R@1: first the passages' k1 and b over the grid "
+                f"{list(K1S)} x {list(BS)} at the previous weights, then the sentences' over the same grid, then every "
+                f"weighting summing to 1 in steps of {args.step:g} at those settings",
         "fitted_on": {"squad_train_heldout_questions": len(golds), "paragraphs": len(index.documents),
-                      "lexical": "tantivy's candidates, BM25 again at k1 and b (qa.lexical)", "vectors": index.manifest.get("vectors")},
+                      "lexical": "tantivy's candidates, BM25 again at k1 and b from each row's word counts (qa.lexical)", "vectors": index.manifest.get("vectors")},
         "figures": {k: round(v, 4) for k, v in figures(ranks[:, best]).items()},
     }
     retriever_mod.FUSION.write_text(json.dumps(record, indent=1) + "\n")
