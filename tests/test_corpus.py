@@ -56,3 +56,19 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path):
 def test_missing_corpus_is_an_error(tmp_path):
     with pytest.raises(CorpusError, match="no such corpus folder"):
         corpus.load(tmp_path / "nope")
+
+
+def test_files_are_named_below_the_root_and_ordered_folder_by_folder(tmp_path):
+    names = ["a/b.txt", "a-b/x.txt", "a.txt", "A/z.md", "a/b/c.txt", "a b/c.txt", ".hidden/x.txt", "a/.x.txt",
+             "a/notes.csv"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("The minister spoke on Tuesday.\n", encoding="utf-8")
+    found = corpus.named_files(tmp_path)
+    # As Path sorts: by folder, then name, so "a/b/c.txt" comes before "a-b/x.txt" (where "-" < "/" as text).
+    assert [n for n, _ in found] == ["A/z.md", "a/b/c.txt", "a/b.txt", "a b/c.txt", "a-b/x.txt", "a.txt"]
+    assert [p for _, p in found] == sorted(tmp_path / n for n, _ in found) == corpus.discover(tmp_path)
+    assert corpus.named_files(tmp_path / "a.txt") == [("a.txt", tmp_path / "a.txt")]
+    # Named files are read directly, in the same order.
+    documents, skipped = corpus.load(tmp_path, names={"a.txt", "a/b/c.txt"})
+    assert [d.path for d in documents] == ["a/b/c.txt", "a.txt"] and not skipped
