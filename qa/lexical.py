@@ -10,10 +10,10 @@ shared/FINDINGS.md), joined by spaces and split by tantivy's whitespace tokenize
 and documents are analysed by one function. tantivy picks the candidates (its BM25 has k1 1.2,
 b 0.75 and lengths quantised to a byte; idf is Lucene's, never negative). The candidates are then
 scored again in NumPy (``Bm25``) from each row's own word counts, kept beside the index
-(``WordCounts``): passages at the k1 and b training/fit_fusion.py chose (on held-out SQuAD train
-questions tantivy's k1 1.2 cost 0.008 of the fused R@1), sentences at tantivy's. Asking tantivy
-for a few rows' scores instead needs a search filtered to those rows, and at a million passages
-that filter costs 10 µs a row: 20 ms a question, where reading the counts costs well under one.
+(``WordCounts``), at the k1 and b training/fit_fusion.py chose for passages and for sentences
+(on held-out SQuAD train questions tantivy's k1 1.2 cost the passages 0.008 of the fused R@1).
+Asking tantivy for a few rows' scores instead needs a search filtered to those rows, and at a
+million passages that filter costs 10 µs a row: 20 ms a question, where the counts cost under one.
 
 An index holds one kind of text (passages, or sentences), each under its row number, and under
 its document's number, so that a document's rows can be deleted at once.
@@ -69,7 +69,7 @@ class Bm25:
         return (idf * tf * (self.k1 + 1) / (tf + norm[:, None])).sum(axis=1, dtype=np.float32)
 
 
-TANTIVY = Bm25(1.2, 0.75)  # tantivy's own settings, which sentences are scored at
+TANTIVY = Bm25(1.2, 0.75)  # tantivy's own settings: the sentences' where fusion.json names none
 
 
 def _stem_words(words: list[str]) -> list[str]:
@@ -242,9 +242,8 @@ class WordCounts:
     def tf(self, terms: list[str], rows: np.ndarray) -> np.ndarray:
         """(rows, terms): how often each term occurs in each row."""
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.zeros((len(rows), len(terms)), dtype=np.float32)
         if not len(rows) or not terms:
-            return out
+            return np.zeros((len(rows), len(terms)), dtype=np.float32)
         wanted, column = np.unique(hashed(terms), return_inverse=True)
         found = np.zeros((len(rows), len(wanted)), dtype=np.float32)
         part_of = np.searchsorted(self._bases, rows, side="right") - 1
@@ -259,5 +258,4 @@ class WordCounts:
             where = np.minimum(np.searchsorted(wanted, got), len(wanted) - 1)
             hit = wanted[where] == got
             found[owner[hit], where[hit]] = counts_k[at[hit]]
-        out[:] = found[:, column]
-        return out
+        return found[:, column]
