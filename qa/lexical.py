@@ -198,12 +198,16 @@ def hashed(terms: Iterable[str]) -> np.ndarray:
     """Each word's CRC-32 (of its UTF-8): how WordCounts names it. A question word shares its hash
     with another word of a row of 70 distinct words once in 60 million rows read; the cost is that
     row's tf of that word read wrong."""
-    return np.array([zlib.crc32(t.encode("utf-8")) for t in terms], dtype=np.uint32)
+    return np.array([_crc(t) for t in terms], dtype=np.uint32)
+
+
+def _crc(word: str) -> int:
+    return zlib.crc32(word.encode("utf-8"))
 
 
 class _Hashes(dict):
     def __missing__(self, word: str) -> int:
-        value = self[word] = zlib.crc32(word.encode("utf-8"))
+        value = self[word] = _crc(word)
         return value
 
 

@@ -362,7 +362,7 @@ def load(root: Path, verify: bool = True, manifest: dict | None = None, upgradab
         manifest = read_manifest(root, upgradable)
         gen = current_generation(root)
     current = manifest["format"] == FORMAT
-    span_keys = list(SPANS) if current else [k for k in SPANS if k in OLD_SPANS[manifest["format"]]]
+    span_keys = [k for k in SPANS if current or k in OLD_SPANS[manifest["format"]]]
     damaged = f"the index in {root}/ is damaged"
     part = "manifest.json"  # the file being read, for the message when it fails
     try:
